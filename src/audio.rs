@@ -1,0 +1,208 @@
+//! The one buffer type that carries audio between stages, and the pull
+//! interface every source of audio implements.
+//!
+//! Samples are planar `f32` (one contiguous vector per channel) so that the
+//! per-sample loops in the stages are plain slice loops the compiler can
+//! vectorise. Blocks are allocated once per stage and reused.
+
+use crate::error::Result;
+
+/// Planar block of `f32` samples, nominally in [-1, 1].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Block {
+    chans: Vec<Vec<f32>>,
+}
+
+impl Block {
+    /// An empty block with `channels` channels and room for `capacity` frames.
+    pub fn new(channels: usize, capacity: usize) -> Self {
+        Block {
+            chans: (0..channels)
+                .map(|_| Vec::with_capacity(capacity))
+                .collect(),
+        }
+    }
+
+    /// A block holding copies of the given channel slices (all the same length).
+    pub fn from_channels(chans: &[&[f32]]) -> Self {
+        Block {
+            chans: chans.iter().map(|c| c.to_vec()).collect(),
+        }
+    }
+
+    /// Number of channels.
+    pub fn channels(&self) -> usize {
+        self.chans.len()
+    }
+
+    /// Number of frames (samples per channel).
+    pub fn frames(&self) -> usize {
+        self.chans.first().map_or(0, Vec::len)
+    }
+
+    /// True when the block holds no frames.
+    pub fn is_empty(&self) -> bool {
+        self.frames() == 0
+    }
+
+    /// The samples of channel `c`.
+    pub fn channel(&self, c: usize) -> &[f32] {
+        &self.chans[c]
+    }
+
+    /// The samples of channel `c`, mutable.
+    pub fn channel_mut(&mut self, c: usize) -> &mut Vec<f32> {
+        &mut self.chans[c]
+    }
+
+    /// All channels as vectors, mutable (for stages that append per channel).
+    pub fn channels_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.chans
+    }
+
+    /// All channels as slices.
+    pub fn planes(&self) -> Vec<&[f32]> {
+        self.chans.iter().map(Vec::as_slice).collect()
+    }
+
+    /// Drops all frames, keeping the channel count and the allocations.
+    pub fn clear(&mut self) {
+        for c in &mut self.chans {
+            c.clear();
+        }
+    }
+
+    /// Changes the channel count (clearing the block).
+    pub fn reset(&mut self, channels: usize) {
+        self.clear();
+        self.chans.resize_with(channels, Vec::new);
+    }
+}
+
+/// A source of audio read block by block, in order.
+///
+/// `read` replaces the contents of `block` with the next frames (at least one)
+/// and returns `Ok(true)`, or leaves it empty and returns `Ok(false)` at the
+/// end of the stream.
+pub trait Source {
+    /// Sample rate in Hz of the frames this source yields.
+    fn sample_rate(&self) -> u32;
+    /// Channel count of the frames this source yields.
+    fn channels(&self) -> usize;
+    /// Reads the next frames into `block`; `Ok(false)` at end of stream.
+    fn read(&mut self, block: &mut Block) -> Result<bool>;
+}
+
+/// A [`Source`] over audio already in memory, handed out in chunks.
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    rate: u32,
+    data: Block,
+    pos: usize,
+    chunk: usize,
+}
+
+impl MemorySource {
+    /// Yields `data` at `rate` Hz, `chunk` frames per read (at least 1).
+    pub fn new(rate: u32, data: Block, chunk: usize) -> Self {
+        MemorySource {
+            rate,
+            data,
+            pos: 0,
+            chunk: chunk.max(1),
+        }
+    }
+}
+
+impl Source for MemorySource {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn channels(&self) -> usize {
+        self.data.channels()
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        block.reset(self.data.channels());
+        let end = (self.pos + self.chunk).min(self.data.frames());
+        if end == self.pos {
+            return Ok(false);
+        }
+        for c in 0..self.data.channels() {
+            block
+                .channel_mut(c)
+                .extend_from_slice(&self.data.channel(c)[self.pos..end]);
+        }
+        self.pos = end;
+        Ok(true)
+    }
+}
+
+/// A [`Source`] that averages all channels of another source into one.
+///
+/// Recordings are processed in mono: the caller and host speak into one
+/// microphone, the segments are delivered mono, and the episode places the
+/// voice in the centre. Averaging keeps a dual-mono stereo file unchanged.
+pub struct Mono<S: Source> {
+    inner: S,
+    scratch: Block,
+}
+
+impl<S: Source> Mono<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Mono {
+            inner,
+            scratch: Block::default(),
+        }
+    }
+
+    /// The wrapped source.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Source> Source for Mono<S> {
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    fn channels(&self) -> usize {
+        1
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        if self.inner.channels() == 1 {
+            return self.inner.read(block);
+        }
+        block.reset(1);
+        if !self.inner.read(&mut self.scratch)? {
+            return Ok(false);
+        }
+        let n = self.scratch.channels();
+        let scale = 1.0 / n as f32;
+        let out = block.channel_mut(0);
+        out.extend_from_slice(self.scratch.channel(0));
+        for c in 1..n {
+            for (o, &x) in out.iter_mut().zip(self.scratch.channel(c)) {
+                *o += x;
+            }
+        }
+        for o in out.iter_mut() {
+            *o *= scale;
+        }
+        Ok(true)
+    }
+}
+
+/// Converts decibels to a linear amplitude factor.
+pub fn db_to_gain(db: f64) -> f64 {
+    10f64.powf(db / 20.0)
+}
+
+/// Converts a linear amplitude factor to decibels.
+pub fn gain_to_db(gain: f64) -> f64 {
+    20.0 * gain.log10()
+}

@@ -1,0 +1,1 @@
+//! True-peak limiter (being written).
