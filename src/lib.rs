@@ -7,6 +7,8 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod limiter;
+pub mod loudness;
+pub mod mixer;
 pub mod resample;
 pub mod silence;
 

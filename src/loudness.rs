@@ -1,0 +1,417 @@
+//! Loudness: EBU R128 measurement (with the `ebur128` crate) and the gain
+//! plan that brings a recording to the target.
+//!
+//! A recording whose loudness range already fits the target gets one linear
+//! gain: nothing moves inside it, so nothing can pump. Only a recording whose
+//! range is wider gets the leveller: a gain curve computed from the whole
+//! recording's short-term loudness (EBU Tech 3341 §2.3: 3 s window), looked
+//! up 1.5 s ahead so it is centred on the audio it describes, pulled toward
+//! the target range, frozen in pauses and smoothed with a wide Gaussian so it
+//! moves over seconds, never within a word.
+
+use ebur128::{EbuR128, Mode};
+use serde::Serialize;
+
+use crate::audio::{db_to_gain, Block, Source};
+use crate::error::{Error, Result, Stage};
+
+/// Loudness targets and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoudnessSettings {
+    /// Target integrated loudness in LUFS (default −16).
+    pub integrated_lufs: f64,
+    /// Loudness range in LU above which the leveller is used (default 11).
+    pub lra_lu: f64,
+    /// True-peak ceiling of the delivered (decoded MP3) files in dBTP (default 0).
+    pub true_peak_dbtp: f64,
+    /// How far below the ceiling the limiters work, in dB, to leave room for
+    /// the MP3 encoder's overshoot (default 1.0). Raised automatically when a
+    /// delivered file would still exceed the ceiling.
+    pub mp3_headroom_db: f64,
+    /// Largest boost or cut the leveller may apply, in dB (default 12).
+    pub leveller_max_db: f64,
+}
+
+impl Default for LoudnessSettings {
+    fn default() -> Self {
+        LoudnessSettings {
+            integrated_lufs: -16.0,
+            lra_lu: 11.0,
+            true_peak_dbtp: 0.0,
+            mp3_headroom_db: 1.0,
+            leveller_max_db: 12.0,
+        }
+    }
+}
+
+/// Spacing of the short-term loudness series and of the leveller's curve.
+pub const HOP_SECONDS: f64 = 0.1;
+/// Half the EBU short-term window (3 s, EBU Tech 3341 §2.3): the look-ahead
+/// that centres a short-term value on the audio it measured.
+const SHORT_TERM_CENTRE_S: f64 = 1.5;
+/// Standard deviation of the leveller's Gaussian smoothing, in seconds.
+const LEVELLER_SIGMA_S: f64 = 2.0;
+/// Short-term values this far below the integrated loudness count as pause:
+/// the leveller holds its gain there (the relative gate of BS.1770 is −10 LU
+/// on 400 ms blocks; a 3 s window straddling a pause reads lower, hence −20).
+const LEVELLER_GATE_LU: f64 = 20.0;
+
+/// Results of a loudness measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// Integrated loudness in LUFS (−inf for silence, reported as −70).
+    pub integrated_lufs: f64,
+    /// Loudness range in LU.
+    pub lra_lu: f64,
+    /// Maximum true peak over all channels, in dBTP.
+    pub true_peak_dbtp: f64,
+    /// Frames measured.
+    pub frames: u64,
+}
+
+/// Streaming EBU R128 meter: integrated loudness, LRA, true peak and,
+/// optionally, the short-term loudness every [`HOP_SECONDS`].
+pub struct Meter {
+    r128: EbuR128,
+    channels: usize,
+    hop: usize,
+    /// Frames fed since the last hop boundary.
+    in_hop: usize,
+    series: Option<Vec<f32>>,
+    frames: u64,
+    true_peak: bool,
+}
+
+fn r128_err(e: ebur128::Error) -> Error {
+    Error::stage("loudness meter", Stage::Loudness, format!("{e:?}"))
+}
+
+impl Meter {
+    /// A meter for `channels` channels at `rate` Hz. `series` keeps the
+    /// short-term loudness every hop (for the leveller); `true_peak` enables
+    /// the 4× oversampled true-peak measurement.
+    pub fn new(channels: usize, rate: u32, series: bool, true_peak: bool) -> Result<Self> {
+        let mut mode = Mode::I | Mode::LRA | Mode::HISTOGRAM;
+        if true_peak {
+            mode |= Mode::TRUE_PEAK;
+        }
+        let r128 = EbuR128::new(channels as u32, rate, mode).map_err(r128_err)?;
+        Ok(Meter {
+            r128,
+            channels,
+            hop: (HOP_SECONDS * f64::from(rate)).round() as usize,
+            in_hop: 0,
+            series: series.then(Vec::new),
+            frames: 0,
+            true_peak,
+        })
+    }
+
+    /// Feeds planar frames.
+    pub fn add(&mut self, planes: &[&[f32]]) -> Result<()> {
+        let n = planes.first().map_or(0, |p| p.len());
+        self.frames += n as u64;
+        if self.series.is_none() {
+            return self.r128.add_frames_planar_f32(planes).map_err(r128_err);
+        }
+        let mut start = 0;
+        let mut parts: Vec<&[f32]> = Vec::with_capacity(self.channels);
+        while start < n {
+            let take = (self.hop - self.in_hop).min(n - start);
+            parts.clear();
+            parts.extend(planes.iter().map(|p| &p[start..start + take]));
+            self.r128.add_frames_planar_f32(&parts).map_err(r128_err)?;
+            start += take;
+            self.in_hop += take;
+            if self.in_hop == self.hop {
+                self.in_hop = 0;
+                let s = self.r128.loudness_shortterm().map_err(r128_err)?;
+                if let Some(series) = self.series.as_mut() {
+                    series.push(s as f32);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds a block.
+    pub fn add_block(&mut self, block: &Block) -> Result<()> {
+        self.add(&block.planes())
+    }
+
+    /// The measurement so far.
+    pub fn measurement(&self) -> Result<Measurement> {
+        let i = self.r128.loudness_global().map_err(r128_err)?;
+        let lra = self.r128.loudness_range().map_err(r128_err)?;
+        let mut tp = 0.0f64;
+        if self.true_peak {
+            for c in 0..self.channels {
+                tp = tp.max(self.r128.true_peak(c as u32).map_err(r128_err)?);
+            }
+        }
+        Ok(Measurement {
+            integrated_lufs: if i.is_finite() { i } else { -70.0 },
+            lra_lu: if lra.is_finite() { lra } else { 0.0 },
+            true_peak_dbtp: if tp > 0.0 { 20.0 * tp.log10() } else { -200.0 },
+            frames: self.frames,
+        })
+    }
+
+    /// The short-term loudness series (one value per hop), if kept.
+    pub fn take_series(&mut self) -> Vec<f32> {
+        self.series.take().unwrap_or_default()
+    }
+}
+
+/// Measures a whole source.
+pub fn measure(source: &mut dyn Source, true_peak: bool) -> Result<Measurement> {
+    let mut meter = Meter::new(source.channels(), source.sample_rate(), false, true_peak)?;
+    let mut block = Block::default();
+    while source.read(&mut block)? {
+        meter.add_block(&block)?;
+    }
+    meter.measurement()
+}
+
+/// The leveller's gain curve (dB per hop, hop `k` at frame `k·hop`), from the
+/// short-term series of a recording with integrated loudness `integrated`.
+/// The curve is relative: it keeps the integrated loudness roughly where it
+/// was; the final linear gain is applied on top.
+pub fn leveller_curve(series: &[f32], integrated: f64, settings: &LoudnessSettings) -> Vec<f32> {
+    let n = series.len();
+    let half = settings.lra_lu / 2.0;
+    let lead = (SHORT_TERM_CENTRE_S / HOP_SECONDS).round() as usize;
+    // Desired gain per hop, NaN where the recording pauses.
+    let mut desired: Vec<f64> = (0..n)
+        .map(|k| {
+            // series[j] measures the 3 s ending at hop j+1: centred on hop j+1-15.
+            let j = (k + lead).saturating_sub(1).min(n.saturating_sub(1));
+            let s = f64::from(series[j]);
+            if !s.is_finite() || s < integrated - LEVELLER_GATE_LU {
+                return f64::NAN;
+            }
+            let d = s - integrated;
+            let g = if d > half {
+                half - d
+            } else if d < -half {
+                -half - d
+            } else {
+                0.0
+            };
+            g.clamp(-settings.leveller_max_db, settings.leveller_max_db)
+        })
+        .collect();
+    // Freeze the gain through pauses: carry the last value forward (and the
+    // first value backward over a leading pause).
+    let first = desired
+        .iter()
+        .copied()
+        .find(|v| v.is_finite())
+        .unwrap_or(0.0);
+    let mut last = first;
+    for v in desired.iter_mut() {
+        if v.is_finite() {
+            last = *v;
+        } else {
+            *v = last;
+        }
+    }
+    gaussian_smooth(&desired, LEVELLER_SIGMA_S / HOP_SECONDS)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
+}
+
+/// Smooths `v` with a normalised Gaussian of standard deviation `sigma`
+/// samples, holding the end values beyond the edges.
+fn gaussian_smooth(v: &[f64], sigma: f64) -> Vec<f64> {
+    let n = v.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let r = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f64> = (-r..=r)
+        .map(|i| (-(i as f64).powi(2) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let total: f64 = kernel.iter().sum();
+    (0..n as isize)
+        .map(|i| {
+            let mut acc = 0.0;
+            for (k, w) in kernel.iter().enumerate() {
+                let j = (i + k as isize - r).clamp(0, n as isize - 1) as usize;
+                acc += w * v[j];
+            }
+            acc / total
+        })
+        .collect()
+}
+
+/// How a recording's level is changed: a linear gain, optionally on top of
+/// a leveller curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GainPlan {
+    /// Linear gain in dB applied to everything.
+    pub gain_db: f64,
+    /// Leveller curve in dB, one value per hop, or `None` for a linear gain only.
+    pub curve: Option<Vec<f32>>,
+    /// Frames per hop of the curve.
+    pub hop: usize,
+}
+
+/// A [`Source`] that applies a [`GainPlan`].
+pub struct Gain<S: Source> {
+    inner: S,
+    gain: f32,
+    /// The curve as linear factors including the overall gain.
+    curve: Option<Vec<f32>>,
+    hop: usize,
+    pos: u64,
+}
+
+impl<S: Source> Gain<S> {
+    /// Applies `plan` to `inner`.
+    pub fn new(inner: S, plan: &GainPlan) -> Self {
+        let gain = db_to_gain(plan.gain_db);
+        Gain {
+            inner,
+            gain: gain as f32,
+            curve: plan.curve.as_ref().map(|c| {
+                c.iter()
+                    .map(|&db| (gain * db_to_gain(f64::from(db))) as f32)
+                    .collect()
+            }),
+            hop: plan.hop.max(1),
+            pos: 0,
+        }
+    }
+}
+
+impl<S: Source> Source for Gain<S> {
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    fn channels(&self) -> usize {
+        self.inner.channels()
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        if !self.inner.read(block)? {
+            return Ok(false);
+        }
+        let n = block.frames();
+        match &self.curve {
+            None => {
+                for c in 0..block.channels() {
+                    for x in block.channel_mut(c).iter_mut() {
+                        *x *= self.gain;
+                    }
+                }
+            }
+            Some(curve) if !curve.is_empty() => {
+                // Linear interpolation of the factor between hop points.
+                let last = curve.len() - 1;
+                let hop = self.hop as u64;
+                for c in 0..block.channels() {
+                    let ch = block.channel_mut(c);
+                    for (i, x) in ch.iter_mut().enumerate() {
+                        let t = self.pos + i as u64;
+                        let k = ((t / hop) as usize).min(last);
+                        let frac = (t % hop) as f32 / hop as f32;
+                        let a = curve[k];
+                        let b = curve[(k + 1).min(last)];
+                        *x *= a + (b - a) * frac;
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+        self.pos += n as u64;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::MemorySource;
+
+    fn sine(rate: u32, secs: f64, freq: f64, amp: f64) -> Vec<f32> {
+        (0..(secs * f64::from(rate)) as usize)
+            .map(|i| {
+                (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
+                    as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linear_gain_reaches_known_loudness() {
+        // A 1 kHz sine at -20 dBFS (mono) reads -23.0 LUFS (EBU Tech 3341 case 1 is
+        // stereo at -23 dBFS per channel; a single channel of -20 dBFS is -23.0 LUFS
+        // plus the K-weighting's ~+0.7 dB at 1 kHz).
+        let rate = 48000;
+        let sig = sine(rate, 20.0, 1000.0, 0.1);
+        let m0 = measure(
+            &mut MemorySource::new(rate, Block::from_channels(&[&sig]), 4096),
+            false,
+        )
+        .unwrap();
+        let plan = GainPlan {
+            gain_db: -16.0 - m0.integrated_lufs,
+            curve: None,
+            hop: 4800,
+        };
+        let src = MemorySource::new(rate, Block::from_channels(&[&sig]), 1000);
+        let m1 = measure(&mut Gain::new(src, &plan), true).unwrap();
+        assert!((m1.integrated_lufs + 16.0).abs() < 0.1, "{m1:?}");
+        // The gained sine's true peak is its amplitude.
+        let expected_tp = 20.0 * (0.1f64).log10() + plan.gain_db;
+        assert!(
+            (m1.true_peak_dbtp - expected_tp).abs() < 0.1,
+            "{m1:?} {expected_tp}"
+        );
+    }
+
+    #[test]
+    fn leveller_pulls_wide_range_in_and_flat_range_untouched() {
+        let settings = LoudnessSettings::default();
+        // 60 s flat at the integrated level: zero gain everywhere.
+        let flat = vec![-20.0f32; 600];
+        let c = leveller_curve(&flat, -20.0, &settings);
+        assert!(c.iter().all(|g| g.abs() < 1e-6));
+        // 60 s at -35 then 60 s at -15 around an integrated -20: the quiet half
+        // (15 LU under) is lifted by 15 - 5.5 = 9.5 dB in its middle, the loud
+        // half (5 LU over) stays within range: 0 dB in its middle.
+        let mut wide = vec![-35.0f32; 600];
+        wide.extend(std::iter::repeat_n(-15.0f32, 600));
+        let c = leveller_curve(&wide, -20.0, &settings);
+        assert!((c[300] - 9.5).abs() < 0.01, "{}", c[300]);
+        assert!(c[900].abs() < 0.01, "{}", c[900]);
+        // Smooth: no step between hops larger than 0.5 dB.
+        assert!(c.windows(2).all(|w| (w[1] - w[0]).abs() < 0.5));
+    }
+
+    #[test]
+    fn leveller_freezes_in_pauses() {
+        let settings = LoudnessSettings::default();
+        let mut s = vec![-35.0f32; 300];
+        s.extend(std::iter::repeat_n(f32::NEG_INFINITY, 300));
+        s.extend(std::iter::repeat_n(-35.0f32, 300));
+        let c = leveller_curve(&s, -20.0, &settings);
+        // The pause keeps the boost of the speech around it.
+        assert!((c[450] - 9.5).abs() < 0.01, "{}", c[450]);
+    }
+
+    #[test]
+    fn meter_series_has_one_value_per_hop() {
+        let rate = 44100;
+        let sig = sine(rate, 10.0, 440.0, 0.5);
+        let mut m = Meter::new(1, rate, true, false).unwrap();
+        for part in sig.chunks(1234) {
+            m.add(&[part]).unwrap();
+        }
+        assert_eq!(m.take_series().len(), 100);
+    }
+}
