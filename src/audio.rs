@@ -206,3 +206,17 @@ pub fn db_to_gain(db: f64) -> f64 {
 pub fn gain_to_db(gain: f64) -> f64 {
     20.0 * gain.log10()
 }
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn sample_rate(&self) -> u32 {
+        (**self).sample_rate()
+    }
+
+    fn channels(&self) -> usize {
+        (**self).channels()
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        (**self).read(block)
+    }
+}

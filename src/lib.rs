@@ -2,14 +2,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod audio;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod io;
 pub mod limiter;
 pub mod loudness;
 pub mod mixer;
+pub mod pipeline;
+pub mod report;
 pub mod resample;
+pub mod settings;
 pub mod silence;
+pub mod spool;
 
 pub use error::{Error, Result, Stage};
+pub use io::{Bumpers, FileSink, Input, Outputs, Sink};
+pub use pipeline::{stitch, stitch_to_dir};
+pub use report::{Observer, Quiet, Report};
+pub use settings::Settings;

@@ -331,10 +331,10 @@ impl SilenceCutter {
             // its end (the last `fade` frames, in the ring).
             let f = self.lengths.fade;
             for (c, h) in self.hold.iter().enumerate() {
-                for k in 0..f {
+                for (k, &held) in h.iter().enumerate().take(f) {
                     let g_in = self.fade_in[k];
                     let g_out = self.fade_in[f - 1 - k];
-                    let v = h[k] * g_out + self.ring.get(c, k) * g_in;
+                    let v = held * g_out + self.ring.get(c, k) * g_in;
                     out.channel_mut(c).push(v);
                 }
             }

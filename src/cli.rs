@@ -1,0 +1,193 @@
+//! Command-line flags, parsed into plain values and turned into [`Settings`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use podstitch::loudness::LoudnessSettings;
+use podstitch::settings::Mp3Options;
+use podstitch::silence::SilenceSettings;
+use podstitch::Settings;
+
+/// podstitch: stitch a caller's question and the host's answer into a podcast episode.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stitch two recordings between the bumpers into episode.mp3,
+    /// caller-segment.mp3 and response-segment.mp3; print one JSON line.
+    Stitch(StitchArgs),
+    /// Measure audio files: duration, rate, channels, loudness, LRA, true
+    /// peak, leading silence and pauses over the maximum pause.
+    Analyze(AnalyzeArgs),
+}
+
+/// Flags of `stitch`.
+#[derive(Debug, Args)]
+pub struct StitchArgs {
+    /// The caller's recording (any supported format; detected from the bytes).
+    #[arg(long, value_name = "FILE")]
+    pub call: PathBuf,
+    /// The host's response recording.
+    #[arg(long, value_name = "FILE")]
+    pub response: PathBuf,
+    /// Directory with intro.mp3, interstitial.mp3 and outro.mp3 [default: the bumpers built in].
+    #[arg(long, value_name = "DIR")]
+    pub assets: Option<PathBuf>,
+    /// Directory the three MP3s are written to (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Pipeline settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// Flags of `analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Files to measure.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Silence threshold for pause detection, dBFS.
+    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
+    pub silence_threshold: f64,
+    /// Pauses longer than this are listed, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_pause: f64,
+}
+
+/// Every setting of the pipeline, as flags (defaults are the product's).
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Common sample rate of all outputs, Hz.
+    #[arg(long, default_value_t = 44100)]
+    pub sample_rate: u32,
+    /// Target integrated loudness, LUFS.
+    #[arg(long, default_value_t = -16.0, allow_hyphen_values = true)]
+    pub loudness: f64,
+    /// Loudness range above which the leveller is used, LU.
+    #[arg(long, default_value_t = 11.0)]
+    pub lra: f64,
+    /// True-peak ceiling of the decoded MP3s, dBTP.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub true_peak: f64,
+    /// Limiter headroom below the ceiling for MP3 overshoot, dB.
+    #[arg(long, default_value_t = 1.0)]
+    pub mp3_headroom: f64,
+    /// Silence threshold, dBFS.
+    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
+    pub silence_threshold: f64,
+    /// Longest pause kept, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_pause: f64,
+    /// Fade across each cut, milliseconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub cut_fade_ms: f64,
+    /// Crossfade between parts of the episode, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub crossfade: f64,
+    /// Episode bitrate (stereo CBR), kb/s.
+    #[arg(long, default_value_t = 128)]
+    pub episode_bitrate: u32,
+    /// Segment bitrate (mono CBR), kb/s.
+    #[arg(long, default_value_t = 64)]
+    pub segment_bitrate: u32,
+    /// LAME quality, 0 (best) to 9 (fastest).
+    #[arg(long, default_value_t = 3)]
+    pub quality: u8,
+    /// Skip decoding the finished MP3s to measure and check them.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Directory for temporary files [default: the system's].
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl SettingsArgs {
+    /// The settings these flags describe.
+    pub fn to_settings(&self) -> Settings {
+        Settings {
+            sample_rate: self.sample_rate,
+            silence: SilenceSettings {
+                threshold_db: self.silence_threshold,
+                window_ms: SilenceSettings::default().window_ms,
+                max_pause_s: self.max_pause,
+                fade_ms: self.cut_fade_ms,
+            },
+            loudness: LoudnessSettings {
+                integrated_lufs: self.loudness,
+                lra_lu: self.lra,
+                true_peak_dbtp: self.true_peak,
+                mp3_headroom_db: self.mp3_headroom,
+                ..LoudnessSettings::default()
+            },
+            crossfade_s: self.crossfade,
+            episode_mp3: Mp3Options {
+                bitrate_kbps: self.episode_bitrate,
+                quality: self.quality,
+            },
+            segment_mp3: Mp3Options {
+                bitrate_kbps: self.segment_bitrate,
+                quality: self.quality,
+            },
+            verify: !self.no_verify,
+            temp_dir: self.temp_dir.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flag_defaults_equal_library_defaults() {
+        let cli = Cli::parse_from(["podstitch", "stitch", "--call", "a", "--response", "b"]);
+        let Command::Stitch(args) = cli.command else {
+            panic!("not stitch")
+        };
+        assert_eq!(args.settings.to_settings(), Settings::default());
+    }
+
+    #[test]
+    fn flags_reach_settings() {
+        let cli = Cli::parse_from([
+            "podstitch",
+            "stitch",
+            "--call",
+            "a",
+            "--response",
+            "b",
+            "--loudness",
+            "-19",
+            "--max-pause",
+            "0.5",
+            "--episode-bitrate",
+            "192",
+            "--no-verify",
+        ]);
+        let Command::Stitch(args) = cli.command else {
+            panic!("not stitch")
+        };
+        let s = args.settings.to_settings();
+        assert_eq!(s.loudness.integrated_lufs, -19.0);
+        assert_eq!(s.silence.max_pause_s, 0.5);
+        assert_eq!(s.episode_mp3.bitrate_kbps, 192);
+        assert!(!s.verify);
+    }
+}

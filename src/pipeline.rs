@@ -1,0 +1,628 @@
+//! The pipeline, top to bottom.
+//!
+//! 1. Bumpers: decoded whole (they are short) and converted to the common rate.
+//! 2. First pass, both recordings in parallel: decode → mono → resample →
+//!    trim silence, spooled to disk while the loudness meter measures it.
+//! 3. Gain plan: one linear gain, or the leveller's curve when the loudness
+//!    range is too wide; calibrated through the limiter so the *limited*
+//!    signal lands on the target.
+//! 4. Second pass, three jobs in parallel: each segment is spool → gain →
+//!    limiter → mono MP3; the episode is bumpers and the two processed
+//!    recordings → crossfade mixer → stereo limiter → stereo MP3.
+//! 5. Verification: each finished MP3 is decoded and measured; if a true peak
+//!    is over the ceiling, step 3–4 run again with more headroom.
+
+use std::path::Path;
+use std::thread;
+use std::time::Instant;
+
+use crate::audio::{Block, MemorySource, Mono, Source};
+use crate::decode::Decoder;
+use crate::encode::{Mp3Settings, Mp3Writer};
+use crate::error::{Error, Result, Stage};
+use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES};
+use crate::limiter::Limiter;
+use crate::loudness::{leveller_curve, measure, Gain, GainPlan, Measurement, Meter, HOP_SECONDS};
+use crate::mixer::{mix, plan_fades, MixPart};
+use crate::report::{Observer, OutputReport, RecordingReport, Report, Timings};
+use crate::resample::Resample;
+use crate::settings::Settings;
+use crate::silence::Trimmed;
+use crate::spool::{SpoolReader, SpoolWriter, TempDir};
+
+/// A [`Source`] passed through a true-peak [`Limiter`] (same length, aligned).
+pub struct Limited<S: Source> {
+    inner: S,
+    limiter: Limiter,
+    scratch: Block,
+    done: bool,
+}
+
+impl<S: Source> Limited<S> {
+    /// Limits `inner` to `ceiling_dbtp`.
+    pub fn new(inner: S, ceiling_dbtp: f64) -> Self {
+        let limiter = Limiter::new(inner.channels(), inner.sample_rate(), ceiling_dbtp);
+        Limited {
+            inner,
+            limiter,
+            scratch: Block::default(),
+            done: false,
+        }
+    }
+}
+
+impl<S: Source> Source for Limited<S> {
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    fn channels(&self) -> usize {
+        self.inner.channels()
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        block.reset(self.inner.channels());
+        while block.is_empty() && !self.done {
+            if self.inner.read(&mut self.scratch)? {
+                self.limiter
+                    .process(&self.scratch.planes(), block.channels_mut());
+            } else {
+                self.limiter.flush(block.channels_mut());
+                self.done = true;
+            }
+        }
+        Ok(!block.is_empty())
+    }
+}
+
+/// A recording after the first pass.
+struct Prepared {
+    subject: String,
+    spool: std::path::PathBuf,
+    frames: u64,
+    measurement: Measurement,
+    plan: GainPlan,
+    report: RecordingReport,
+}
+
+fn secs(frames: u64, rate: u32) -> f64 {
+    frames as f64 / f64::from(rate)
+}
+
+/// First pass over one recording: decode, downmix, resample, trim; spool and measure.
+fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Prepared> {
+    let rate = settings.sample_rate;
+    let dec = input.open(subject)?;
+    let format = format!("{}/{}", dec.container_name(), dec.codec_name());
+    let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
+    let mut chain = Trimmed::new(
+        Resample::new(Mono::new(dec), rate, subject)?,
+        &settings.silence,
+    );
+    let mut meter = Meter::new(1, rate, true, true)?;
+    let mut writer = SpoolWriter::create(spool, 1)?;
+    let mut block = Block::default();
+    while chain.read(&mut block)? {
+        meter.add_block(&block)?;
+        writer.write(&block)?;
+    }
+    let frames = writer.finish()?;
+    let stats = chain.cutter().stats().clone();
+    if !chain.cutter().started() {
+        return Err(Error::stage(
+            subject,
+            Stage::Silence,
+            format!(
+                "nothing in it is louder than {} dBFS: it is silent or only background noise; record it again with the microphone on",
+                settings.silence.threshold_db
+            ),
+        ));
+    }
+    let m = meter.measurement()?;
+    if m.integrated_lufs <= -69.9 {
+        return Err(Error::stage(
+            subject,
+            Stage::Loudness,
+            format!(
+                "only {:.2} s of sound, too short to measure its loudness (EBU R128 needs at least 0.4 s); record a longer message",
+                secs(frames, rate)
+            ),
+        ));
+    }
+    let series = meter.take_series();
+    let l = &settings.loudness;
+    let leveller = m.lra_lu > l.lra_lu;
+    let plan = GainPlan {
+        gain_db: l.integrated_lufs - m.integrated_lufs,
+        curve: leveller.then(|| leveller_curve(&series, m.integrated_lufs, l)),
+        hop: (HOP_SECONDS * f64::from(rate)).round() as usize,
+    };
+    let removed: u64 = stats.cuts.iter().map(|c| c.len).sum();
+    let report = RecordingReport {
+        format,
+        input_sample_rate: in_rate,
+        input_channels: in_ch,
+        input_duration_s: secs(stats.frames_in, rate),
+        leading_trimmed_s: secs(stats.leading_trimmed, rate),
+        pauses_shortened: stats.cuts.len(),
+        pause_removed_s: secs(removed, rate),
+        duration_s: secs(frames, rate),
+        input_integrated_lufs: m.integrated_lufs,
+        input_lra_lu: m.lra_lu,
+        input_true_peak_dbtp: m.true_peak_dbtp,
+        leveller,
+        gain_db: plan.gain_db,
+    };
+    Ok(Prepared {
+        subject: subject.to_string(),
+        spool: spool.to_path_buf(),
+        frames,
+        measurement: m,
+        plan,
+        report,
+    })
+}
+
+/// The processed recording: spool → gain → limiter.
+fn processed(p: &Prepared, rate: u32, ceiling: f64) -> Result<Limited<Gain<SpoolReader>>> {
+    let spool = SpoolReader::open(&p.spool, rate, 1, p.frames)?;
+    Ok(Limited::new(Gain::new(spool, &p.plan), ceiling))
+}
+
+/// Adjusts the linear gain until the limited signal measures on target.
+fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> {
+    let target = settings.loudness.integrated_lufs;
+    p.plan.gain_db = target - p.measurement.integrated_lufs;
+    let peak_after_gain = p.measurement.true_peak_dbtp + p.plan.gain_db;
+    if p.plan.curve.is_none() && peak_after_gain <= ceiling - 0.1 {
+        // Linear gain, limiter idle: loudness scales exactly with the gain.
+        return Ok(());
+    }
+    for _ in 0..4 {
+        let mut src = processed(p, settings.sample_rate, ceiling)?;
+        let m = measure(&mut src, false)?;
+        let err = target - m.integrated_lufs;
+        if err.abs() < 0.02 {
+            break;
+        }
+        p.plan.gain_db += err;
+    }
+    p.report.gain_db = p.plan.gain_db;
+    Ok(())
+}
+
+/// Decodes a bumper whole, at the common rate, mono or stereo.
+fn load_bumper(subject: &str, input: Input, rate: u32) -> Result<Block> {
+    let dec = input.open(subject)?;
+    let src: Box<dyn Source> = if dec.channels() > 2 {
+        Box::new(Mono::new(dec))
+    } else {
+        Box::new(dec)
+    };
+    let mut rs = Resample::new(src, rate, subject)?;
+    let mut all = Block::new(rs.channels(), 0);
+    let mut b = Block::default();
+    while rs.read(&mut b)? {
+        for c in 0..b.channels() {
+            all.channel_mut(c).extend_from_slice(b.channel(c));
+        }
+    }
+    if all.is_empty() {
+        return Err(Error::stage(subject, Stage::Decode, "contains no audio"));
+    }
+    Ok(all)
+}
+
+fn encode_segment<S: Sink>(
+    p: &Prepared,
+    sink: &mut S,
+    name: &str,
+    settings: &Settings,
+    ceiling: f64,
+) -> Result<u64> {
+    sink.reset().map_err(|e| Error::io(name, "reset", e))?;
+    let mp3 = Mp3Settings {
+        bitrate_kbps: settings.segment_mp3.bitrate_kbps,
+        channels: 1,
+        sample_rate: settings.sample_rate,
+        quality: settings.segment_mp3.quality,
+    };
+    let mut src = processed(p, settings.sample_rate, ceiling)?;
+    let mut w = Mp3Writer::new(name, &mut *sink, &mp3)?;
+    let mut b = Block::default();
+    while src.read(&mut b)? {
+        w.write(&b.planes())?;
+    }
+    Ok(w.finish()?.1)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_episode<S: Sink>(
+    caller: &Prepared,
+    response: &Prepared,
+    bumpers: &[Block; 3],
+    sink: &mut S,
+    name: &str,
+    settings: &Settings,
+    ceiling: f64,
+    obs: &dyn Observer,
+) -> Result<(u64, u64)> {
+    sink.reset().map_err(|e| Error::io(name, "reset", e))?;
+    let rate = settings.sample_rate;
+    let mp3 = Mp3Settings {
+        bitrate_kbps: settings.episode_mp3.bitrate_kbps,
+        channels: 2,
+        sample_rate: rate,
+        quality: settings.episode_mp3.quality,
+    };
+    let mut intro = MemorySource::new(rate, bumpers[0].clone(), 4096);
+    let mut inter = MemorySource::new(rate, bumpers[1].clone(), 4096);
+    let mut outro = MemorySource::new(rate, bumpers[2].clone(), 4096);
+    let mut call = processed(caller, rate, ceiling)?;
+    let mut resp = processed(response, rate, ceiling)?;
+    let lens = [
+        bumpers[0].frames() as u64,
+        caller.frames,
+        bumpers[1].frames() as u64,
+        response.frames,
+        bumpers[2].frames() as u64,
+    ];
+    let fade = (settings.crossfade_s * f64::from(rate)).round() as u64;
+    let (fades, short) = plan_fades(&lens, fade);
+    let names = ["intro", "caller", "interstitial", "response", "outro"];
+    for s in &short {
+        obs.log(&format!(
+            "crossfade {} -> {} shortened from {:.3} s to {:.3} s: a part is shorter than the fade",
+            names[s.join],
+            names[s.join + 1],
+            secs(s.requested, rate),
+            secs(s.used, rate)
+        ));
+    }
+    let total = lens.iter().sum::<u64>() - fades.iter().sum::<u64>();
+    let mut parts = [
+        MixPart {
+            name: "intro bumper",
+            source: &mut intro,
+            len: lens[0],
+            fade_in: false,
+            fade_out: true,
+        },
+        MixPart {
+            name: &caller.subject,
+            source: &mut call,
+            len: lens[1],
+            fade_in: false,
+            fade_out: false,
+        },
+        MixPart {
+            name: "interstitial bumper",
+            source: &mut inter,
+            len: lens[2],
+            fade_in: true,
+            fade_out: true,
+        },
+        MixPart {
+            name: &response.subject,
+            source: &mut resp,
+            len: lens[3],
+            fade_in: false,
+            fade_out: false,
+        },
+        MixPart {
+            name: "outro bumper",
+            source: &mut outro,
+            len: lens[4],
+            fade_in: true,
+            fade_out: false,
+        },
+    ];
+    let mut limiter = Limiter::new(2, rate, ceiling);
+    let mut w = Mp3Writer::new(name, &mut *sink, &mp3)?;
+    let mut buf: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(8192)).collect();
+    let mut done = 0u64;
+    let mut last_report = 0u64;
+    mix(&mut parts, &fades, 2, &mut |b: &Block| {
+        limiter.process(&b.planes(), &mut buf);
+        w.write(&[&buf[0], &buf[1]])?;
+        done += buf[0].len() as u64;
+        buf.iter_mut().for_each(Vec::clear);
+        if done - last_report >= u64::from(rate) {
+            last_report = done;
+            obs.progress(done, total);
+        }
+        Ok(())
+    })?;
+    limiter.flush(&mut buf);
+    w.write(&[&buf[0], &buf[1]])?;
+    done += buf[0].len() as u64;
+    obs.progress(done, total);
+    let bytes = w.finish()?.1;
+    Ok((bytes, done))
+}
+
+fn verify<S: Sink>(
+    name: &str,
+    sink: &mut S,
+    frames: u64,
+    rate: u32,
+    channels: usize,
+    bytes: u64,
+) -> Result<OutputReport> {
+    let src = sink.reader().map_err(|e| Error::io(name, "read back", e))?;
+    let mut dec = Decoder::open(name, src)?;
+    let m = measure(&mut dec, true)?;
+    if m.frames != frames {
+        return Err(Error::stage(
+            name,
+            Stage::Verify,
+            format!("decodes to {} frames, {} were encoded", m.frames, frames),
+        ));
+    }
+    Ok(OutputReport {
+        bytes,
+        frames,
+        duration_s: secs(frames, rate),
+        sample_rate: rate,
+        channels,
+        integrated_lufs: Some(m.integrated_lufs),
+        true_peak_dbtp: Some(m.true_peak_dbtp),
+    })
+}
+
+fn unverified(bytes: u64, frames: u64, rate: u32, channels: usize) -> OutputReport {
+    OutputReport {
+        bytes,
+        frames,
+        duration_s: secs(frames, rate),
+        sample_rate: rate,
+        channels,
+        integrated_lufs: None,
+        true_peak_dbtp: None,
+    }
+}
+
+fn join<T>(h: thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    h.join().unwrap_or_else(|_| {
+        Err(Error::stage(
+            "podstitch",
+            Stage::Mix,
+            "internal error: a worker thread panicked",
+        ))
+    })
+}
+
+/// Runs the whole pipeline: `call` and `response` with `bumpers` into `outputs`.
+///
+/// ```no_run
+/// use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Settings};
+/// let mut out = Outputs::in_memory();
+/// let report = stitch(
+///     Input::Path("call.webm".into()),
+///     Input::Path("response.ogg".into()),
+///     Bumpers::embedded(),
+///     &mut out,
+///     &Settings::default(),
+///     &Quiet,
+/// )?;
+/// assert_eq!(report.episode_audio_size as usize, out.episode.get_ref().len());
+/// # Ok::<(), podstitch::Error>(())
+/// ```
+pub fn stitch<S: Sink>(
+    call: Input,
+    response: Input,
+    bumpers: Bumpers,
+    outputs: &mut Outputs<S>,
+    settings: &Settings,
+    obs: &dyn Observer,
+) -> Result<Report> {
+    settings.validate()?;
+    let rate = settings.sample_rate;
+    let tmp = TempDir::new(settings.temp_dir.as_deref())
+        .map_err(|e| Error::io("temporary directory", "create", e))?;
+    let mut timings = Timings::default();
+
+    let t = Instant::now();
+    let call_name = format!("caller recording ({})", call.describe());
+    let resp_name = format!("response recording ({})", response.describe());
+    let bumper_blocks = [
+        load_bumper(
+            &format!("intro bumper ({})", bumpers.intro.describe()),
+            bumpers.intro,
+            rate,
+        )?,
+        load_bumper(
+            &format!("interstitial bumper ({})", bumpers.interstitial.describe()),
+            bumpers.interstitial,
+            rate,
+        )?,
+        load_bumper(
+            &format!("outro bumper ({})", bumpers.outro.describe()),
+            bumpers.outro,
+            rate,
+        )?,
+    ];
+    let (caller, response) = thread::scope(|s| {
+        let c = s.spawn(|| analyse(&call_name, call, settings, &tmp.path().join("caller.f32")));
+        let r = analyse(
+            &resp_name,
+            response,
+            settings,
+            &tmp.path().join("response.f32"),
+        );
+        (join(c), r)
+    });
+    let (mut caller, mut response) = (caller?, response?);
+    timings.analyse_s = t.elapsed().as_secs_f64();
+    for p in [&caller, &response] {
+        let r = &p.report;
+        obs.log(&format!(
+            "{}: {} {} Hz {} ch, {:.2} s; trimmed {:.2} s lead and {} pauses ({:.2} s); {:.1} LUFS, LRA {:.1} LU{}",
+            p.subject,
+            r.format,
+            r.input_sample_rate,
+            r.input_channels,
+            r.input_duration_s,
+            r.leading_trimmed_s,
+            r.pauses_shortened,
+            r.pause_removed_s,
+            r.input_integrated_lufs,
+            r.input_lra_lu,
+            if r.leveller { " (leveller on)" } else { "" }
+        ));
+    }
+
+    let tp = settings.loudness.true_peak_dbtp;
+    let mut headroom = settings.loudness.mp3_headroom_db;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let ceiling = tp - headroom;
+        let t = Instant::now();
+        thread::scope(|s| {
+            let c = s.spawn(|| calibrate(&mut caller, settings, ceiling));
+            let r = calibrate(&mut response, settings, ceiling);
+            join(c).and(r)
+        })?;
+        timings.calibrate_s += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let Outputs {
+            episode,
+            caller_segment,
+            response_segment,
+        } = outputs;
+        let (ep, cs, rs) = thread::scope(|s| {
+            let c = s.spawn(|| {
+                encode_segment(&caller, caller_segment, "caller segment", settings, ceiling)
+            });
+            let r = s.spawn(|| {
+                encode_segment(
+                    &response,
+                    response_segment,
+                    "response segment",
+                    settings,
+                    ceiling,
+                )
+            });
+            let e = encode_episode(
+                &caller,
+                &response,
+                &bumper_blocks,
+                episode,
+                "episode",
+                settings,
+                ceiling,
+                obs,
+            );
+            (e, join(c), join(r))
+        });
+        let ((ep_bytes, ep_frames), cs_bytes, rs_bytes) = (ep?, cs?, rs?);
+        timings.render_s += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let reports = if settings.verify {
+            let (e, c, r) = thread::scope(|s| {
+                let c = s.spawn(|| {
+                    verify(
+                        "caller segment",
+                        caller_segment,
+                        caller.frames,
+                        rate,
+                        1,
+                        cs_bytes,
+                    )
+                });
+                let r = s.spawn(|| {
+                    verify(
+                        "response segment",
+                        response_segment,
+                        response.frames,
+                        rate,
+                        1,
+                        rs_bytes,
+                    )
+                });
+                let e = verify("episode", episode, ep_frames, rate, 2, ep_bytes);
+                (e, join(c), join(r))
+            });
+            [e?, c?, r?]
+        } else {
+            [
+                unverified(ep_bytes, ep_frames, rate, 2),
+                unverified(cs_bytes, caller.frames, rate, 1),
+                unverified(rs_bytes, response.frames, rate, 1),
+            ]
+        };
+        timings.verify_s += t.elapsed().as_secs_f64();
+        let over = reports
+            .iter()
+            .filter_map(|r| r.true_peak_dbtp)
+            .fold(f64::NEG_INFINITY, f64::max)
+            - tp;
+        if over > 0.0 && attempt < 3 {
+            headroom += over + 0.2;
+            obs.log(&format!(
+                "a decoded output peaks {over:.2} dB over {tp} dBTP; rendering again with {headroom:.2} dB headroom"
+            ));
+            continue;
+        }
+        if over > 0.0 {
+            obs.log(&format!(
+                "warning: a decoded output still peaks {over:.2} dB over {tp} dBTP"
+            ));
+        }
+        let [episode, caller_segment, response_segment] = reports;
+        return Ok(Report {
+            episode_audio_size: episode.bytes,
+            caller_segment_audio_size: caller_segment.bytes,
+            response_segment_audio_size: response_segment.bytes,
+            episode,
+            caller_segment,
+            response_segment,
+            caller: caller.report,
+            response: response.report,
+            timings,
+        });
+    }
+}
+
+/// Runs [`stitch`] on files, writing `episode.mp3`, `caller-segment.mp3` and
+/// `response-segment.mp3` into `out_dir` (created if missing). The files
+/// appear only when all three are complete; on error none is left behind.
+pub fn stitch_to_dir(
+    call: &Path,
+    response: &Path,
+    bumpers: Bumpers,
+    out_dir: &Path,
+    settings: &Settings,
+    obs: &dyn Observer,
+) -> Result<Report> {
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| Error::io(out_dir.display().to_string(), "create directory", e))?;
+    let finals = OUTPUT_FILES.map(|f| out_dir.join(f));
+    let partials = OUTPUT_FILES.map(|f| out_dir.join(format!(".{f}.partial")));
+    let result = (|| {
+        let mut outputs = Outputs {
+            episode: FileSink::create(&partials[0])?,
+            caller_segment: FileSink::create(&partials[1])?,
+            response_segment: FileSink::create(&partials[2])?,
+        };
+        let report = stitch(
+            call.into(),
+            response.into(),
+            bumpers,
+            &mut outputs,
+            settings,
+            obs,
+        )?;
+        for (p, f) in partials.iter().zip(&finals) {
+            std::fs::rename(p, f).map_err(|e| Error::io(f.display().to_string(), "rename", e))?;
+        }
+        Ok(report)
+    })();
+    if result.is_err() {
+        partials.iter().for_each(|p| remove_quietly(p));
+    }
+    result
+}

@@ -1,0 +1,115 @@
+//! What a run did and what it produced, serialisable as the one JSON line
+//! the command prints.
+
+use serde::Serialize;
+
+/// Figures of one finished output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputReport {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Length in frames at the output rate.
+    pub frames: u64,
+    /// Duration in seconds.
+    pub duration_s: f64,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: usize,
+    /// Integrated loudness of the decoded file in LUFS (`None` when verification is off).
+    pub integrated_lufs: Option<f64>,
+    /// True peak of the decoded file in dBTP (`None` when verification is off).
+    pub true_peak_dbtp: Option<f64>,
+}
+
+/// What was done to one recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingReport {
+    /// Container and codec found in the bytes, e.g. `"webm/opus"`.
+    pub format: String,
+    /// Sample rate of the input.
+    pub input_sample_rate: u32,
+    /// Channels of the input.
+    pub input_channels: usize,
+    /// Duration of the decoded input, in seconds.
+    pub input_duration_s: f64,
+    /// Leading silence removed, in seconds.
+    pub leading_trimmed_s: f64,
+    /// Number of pauses shortened.
+    pub pauses_shortened: usize,
+    /// Total removed from pauses, in seconds.
+    pub pause_removed_s: f64,
+    /// Duration after trimming, in seconds.
+    pub duration_s: f64,
+    /// Integrated loudness after trimming, before levelling, in LUFS.
+    pub input_integrated_lufs: f64,
+    /// Loudness range after trimming, in LU.
+    pub input_lra_lu: f64,
+    /// True peak after trimming, in dBTP.
+    pub input_true_peak_dbtp: f64,
+    /// True if the leveller was used (the loudness range was wider than the target).
+    pub leveller: bool,
+    /// Linear gain applied, in dB (on top of the leveller's curve when used).
+    pub gain_db: f64,
+}
+
+/// Time spent in each stage, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    /// Decode, resample, trim and measure both recordings (first pass).
+    pub analyse_s: f64,
+    /// Loudness calibration through the limiter.
+    pub calibrate_s: f64,
+    /// Render and encode the three outputs (second pass).
+    pub render_s: f64,
+    /// Decode and measure the finished files.
+    pub verify_s: f64,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Bytes of the episode file.
+    pub episode_audio_size: u64,
+    /// Bytes of the caller segment file.
+    pub caller_segment_audio_size: u64,
+    /// Bytes of the response segment file.
+    pub response_segment_audio_size: u64,
+    /// The episode.
+    pub episode: OutputReport,
+    /// The caller segment.
+    pub caller_segment: OutputReport,
+    /// The response segment.
+    pub response_segment: OutputReport,
+    /// What was done to the caller's recording.
+    pub caller: RecordingReport,
+    /// What was done to the response recording.
+    pub response: RecordingReport,
+    /// Times per stage.
+    pub timings: Timings,
+}
+
+impl Report {
+    /// The report as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// Receives log lines and progress from a run. Both methods default to doing nothing.
+pub trait Observer: Sync {
+    /// One line of log, without a newline.
+    fn log(&self, _line: &str) {}
+    /// Progress of the render: `done` of `total` episode frames.
+    fn progress(&self, _done: u64, _total: u64) {}
+}
+
+/// An [`Observer`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}

@@ -1,0 +1,171 @@
+//! Settings of the whole pipeline, with the defaults of the product.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::loudness::LoudnessSettings;
+use crate::silence::SilenceSettings;
+
+/// MP3 options of one kind of output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mp3Options {
+    /// Constant bitrate in kb/s.
+    pub bitrate_kbps: u32,
+    /// LAME quality, 0 (best, slowest) to 9.
+    pub quality: u8,
+}
+
+/// Everything the pipeline can be told. `Settings::default()` is the product's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The common sample rate all audio is converted to, in Hz (default 44100).
+    pub sample_rate: u32,
+    /// Silence trimming and pause shortening.
+    pub silence: SilenceSettings,
+    /// Loudness targets.
+    pub loudness: LoudnessSettings,
+    /// Length of each of the four crossfades, in seconds (default 1.0).
+    pub crossfade_s: f64,
+    /// The episode's MP3 (stereo; default 128 kb/s, quality 3).
+    pub episode_mp3: Mp3Options,
+    /// The two segments' MP3 (mono; default 64 kb/s, quality 3).
+    pub segment_mp3: Mp3Options,
+    /// Decode every finished MP3 again to measure its loudness, true peak and
+    /// length, and re-render with more headroom when the true peak is over
+    /// the ceiling (default true). Without it the report's figures are those
+    /// of the audio before encoding.
+    pub verify: bool,
+    /// Where the private temporary directory is made (default: the system's).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sample_rate: 44100,
+            silence: SilenceSettings::default(),
+            loudness: LoudnessSettings::default(),
+            crossfade_s: 1.0,
+            episode_mp3: Mp3Options {
+                bitrate_kbps: 128,
+                quality: 3,
+            },
+            segment_mp3: Mp3Options {
+                bitrate_kbps: 64,
+                quality: 3,
+            },
+            verify: true,
+            temp_dir: None,
+        }
+    }
+}
+
+/// Sample rates MPEG-1/2/2.5 Layer III can carry.
+pub const MP3_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Settings(what()))
+    }
+}
+
+impl Settings {
+    /// Checks every value against its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        check(MP3_RATES.contains(&self.sample_rate), || {
+            format!(
+                "sample rate {} Hz is not an MP3 rate (one of {MP3_RATES:?})",
+                self.sample_rate
+            )
+        })?;
+        let s = &self.silence;
+        check((-120.0..=0.0).contains(&s.threshold_db), || {
+            format!(
+                "silence threshold {} dBFS must be within -120..0",
+                s.threshold_db
+            )
+        })?;
+        check((1.0..=1000.0).contains(&s.window_ms), || {
+            format!("silence window {} ms must be within 1..1000", s.window_ms)
+        })?;
+        check((0.05..=600.0).contains(&s.max_pause_s), || {
+            format!("maximum pause {} s must be within 0.05..600", s.max_pause_s)
+        })?;
+        check(
+            s.fade_ms >= 0.0 && s.fade_ms / 1000.0 <= s.max_pause_s / 2.0,
+            || {
+                format!(
+                    "cut fade {} ms must be between 0 and half the maximum pause",
+                    s.fade_ms
+                )
+            },
+        )?;
+        let l = &self.loudness;
+        check((-70.0..=0.0).contains(&l.integrated_lufs), || {
+            format!(
+                "target loudness {} LUFS must be within -70..0",
+                l.integrated_lufs
+            )
+        })?;
+        check((1.0..=50.0).contains(&l.lra_lu), || {
+            format!("loudness range {} LU must be within 1..50", l.lra_lu)
+        })?;
+        check((-30.0..=0.0).contains(&l.true_peak_dbtp), || {
+            format!(
+                "true-peak ceiling {} dBTP must be within -30..0",
+                l.true_peak_dbtp
+            )
+        })?;
+        check((0.0..=12.0).contains(&l.mp3_headroom_db), || {
+            format!("MP3 headroom {} dB must be within 0..12", l.mp3_headroom_db)
+        })?;
+        check((0.0..=30.0).contains(&l.leveller_max_db), || {
+            format!(
+                "leveller range {} dB must be within 0..30",
+                l.leveller_max_db
+            )
+        })?;
+        check((0.0..=30.0).contains(&self.crossfade_s), || {
+            format!("crossfade {} s must be within 0..30", self.crossfade_s)
+        })?;
+        for (name, m) in [
+            ("episode", &self.episode_mp3),
+            ("segment", &self.segment_mp3),
+        ] {
+            check(m.quality <= 9, || {
+                format!("{name} MP3 quality {} must be 0..9", m.quality)
+            })?;
+            check((8..=320).contains(&m.bitrate_kbps), || {
+                format!(
+                    "{name} MP3 bitrate {} kb/s must be within 8..320",
+                    m.bitrate_kbps
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        Settings::default().validate().unwrap();
+        let s = Settings {
+            sample_rate: 44000,
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().to_string().contains("44000 Hz"));
+        let mut s = Settings::default();
+        s.loudness.true_peak_dbtp = 1.0;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("settings: true-peak ceiling"));
+    }
+}

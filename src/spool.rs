@@ -1,0 +1,208 @@
+//! Temporary storage: a private temporary directory, and the spool that keeps
+//! a processed recording between the two passes.
+//!
+//! The first pass decodes, resamples and trims each recording once and spools
+//! the result (32-bit float, little-endian, interleaved) to disk while it
+//! measures it; the second pass and the loudness calibration read the spool.
+//! So an input is decoded once, may come from a one-shot reader, and memory
+//! stays bounded whatever its length.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::audio::{Block, Source};
+use crate::error::{Error, Result};
+
+/// A private (mode 0700) temporary directory, removed with everything in it
+/// when dropped.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TempDir {
+    /// Creates a new directory under `base` (the system's temporary directory when `None`).
+    pub fn new(base: Option<&Path>) -> io::Result<Self> {
+        let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("podstitch-{}-{nanos:x}-{n}", std::process::id()));
+            let mut builder = fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            match builder.create(&path) {
+                Ok(()) => return Ok(TempDir { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Writes blocks to a spool file.
+pub struct SpoolWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    bytes: Vec<u8>,
+    channels: usize,
+    frames: u64,
+}
+
+impl SpoolWriter {
+    /// Creates the spool file at `path` for `channels` channels.
+    pub fn create(path: &Path, channels: usize) -> Result<Self> {
+        let file = File::create(path)
+            .map_err(|e| Error::io(path.display().to_string(), "create spool", e))?;
+        Ok(SpoolWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            bytes: Vec::new(),
+            channels,
+            frames: 0,
+        })
+    }
+
+    /// Appends a block.
+    pub fn write(&mut self, block: &Block) -> Result<()> {
+        self.bytes.clear();
+        let n = block.frames();
+        if self.channels == 1 {
+            for &x in block.channel(0) {
+                self.bytes.extend_from_slice(&x.to_le_bytes());
+            }
+        } else {
+            for i in 0..n {
+                for c in 0..self.channels {
+                    self.bytes
+                        .extend_from_slice(&block.channel(c)[i].to_le_bytes());
+                }
+            }
+        }
+        self.out
+            .write_all(&self.bytes)
+            .map_err(|e| Error::io(self.path.display().to_string(), "write spool", e))?;
+        self.frames += n as u64;
+        Ok(())
+    }
+
+    /// Flushes and closes the spool; returns the frames written.
+    pub fn finish(mut self) -> Result<u64> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io(self.path.display().to_string(), "write spool", e))?;
+        Ok(self.frames)
+    }
+}
+
+/// Reads a spool file back as a [`Source`].
+pub struct SpoolReader {
+    path: PathBuf,
+    input: BufReader<File>,
+    rate: u32,
+    channels: usize,
+    remaining: u64,
+    bytes: Vec<u8>,
+}
+
+/// Frames per block read from a spool.
+const READ_FRAMES: usize = 4096;
+
+impl SpoolReader {
+    /// Opens a spool of `frames` frames of `channels` channels at `rate` Hz.
+    pub fn open(path: &Path, rate: u32, channels: usize, frames: u64) -> Result<Self> {
+        let file =
+            File::open(path).map_err(|e| Error::io(path.display().to_string(), "open spool", e))?;
+        Ok(SpoolReader {
+            path: path.to_path_buf(),
+            input: BufReader::with_capacity(1 << 16, file),
+            rate,
+            channels,
+            remaining: frames,
+            bytes: vec![0; READ_FRAMES * channels * 4],
+        })
+    }
+}
+
+impl Source for SpoolReader {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        block.reset(self.channels);
+        let n = (READ_FRAMES as u64).min(self.remaining) as usize;
+        if n == 0 {
+            return Ok(false);
+        }
+        let bytes = &mut self.bytes[..n * self.channels * 4];
+        self.input
+            .read_exact(bytes)
+            .map_err(|e| Error::io(self.path.display().to_string(), "read spool", e))?;
+        for (i, s) in bytes.chunks_exact(4).enumerate() {
+            let x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            block.channel_mut(i % self.channels).push(x);
+        }
+        self.remaining -= n as u64;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_round_trip_and_cleanup() {
+        let dir = TempDir::new(None).unwrap();
+        let path = dir.path().join("s.f32");
+        let a: Vec<f32> = (0..10000).map(|i| i as f32 * 0.25).collect();
+        let b: Vec<f32> = (0..10000).map(|i| -(i as f32)).collect();
+        let mut w = SpoolWriter::create(&path, 2).unwrap();
+        for (ca, cb) in a.chunks(777).zip(b.chunks(777)) {
+            w.write(&Block::from_channels(&[ca, cb])).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), 10000);
+        let mut r = SpoolReader::open(&path, 44100, 2, 10000).unwrap();
+        let (mut ra, mut rb) = (Vec::new(), Vec::new());
+        let mut blk = Block::default();
+        while r.read(&mut blk).unwrap() {
+            ra.extend_from_slice(blk.channel(0));
+            rb.extend_from_slice(blk.channel(1));
+        }
+        assert_eq!((ra, rb), (a, b));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let kept = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!kept.exists());
+    }
+}
