@@ -1,0 +1,351 @@
+//! End-to-end: every input format through the whole pipeline, with the
+//! properties every output must have checked on the decoded MP3s.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use podstitch::analyze::analyze;
+use podstitch::audio::{Block, Source};
+use podstitch::decode::Decoder;
+use podstitch::silence::SilenceSettings;
+use podstitch::{stitch, stitch_to_dir, Bumpers, Input, Observer, Outputs, Quiet, Settings, Stage};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// Collects log lines.
+#[derive(Default)]
+struct Logs(Mutex<Vec<String>>);
+
+impl Observer for Logs {
+    fn log(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+fn frames_of(bytes: &[u8]) -> (u64, u32, usize) {
+    let mut d = Decoder::open_bytes("output", bytes.to_vec()).unwrap();
+    let (rate, ch) = (d.sample_rate(), d.channels());
+    let mut b = Block::default();
+    let mut n = 0;
+    while d.read(&mut b).unwrap() {
+        n += b.frames() as u64;
+    }
+    (n, rate, ch)
+}
+
+fn bumper_frames() -> u64 {
+    ["intro.mp3", "interstitial.mp3", "outro.mp3"]
+        .iter()
+        .map(|f| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(f);
+            frames_of(&std::fs::read(p).unwrap()).0
+        })
+        .sum()
+}
+
+/// Runs the pipeline on two fixtures and checks every promised property.
+fn check_pair(call: &str, response: &str) {
+    let mut out = Outputs::in_memory();
+    let report = stitch(
+        Input::Path(fixture(call)),
+        Input::Path(fixture(response)),
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap_or_else(|e| panic!("{call} + {response}: {e}"));
+    let files = [
+        (
+            "episode",
+            out.episode.get_ref(),
+            &report.episode,
+            report.episode_audio_size,
+            2,
+        ),
+        (
+            "caller",
+            out.caller_segment.get_ref(),
+            &report.caller_segment,
+            report.caller_segment_audio_size,
+            1,
+        ),
+        (
+            "response",
+            out.response_segment.get_ref(),
+            &report.response_segment,
+            report.response_segment_audio_size,
+            1,
+        ),
+    ];
+    let silence = SilenceSettings::default();
+    for (name, bytes, r, size, channels) in files {
+        let ctx = format!("{call} + {response}: {name}");
+        assert_eq!(size, bytes.len() as u64, "{ctx}: reported size");
+        assert_eq!(r.bytes, size, "{ctx}");
+        assert!(bytes.starts_with(b"ID3"), "{ctx}: ID3v2 tag");
+        let (frames, rate, ch) = frames_of(bytes);
+        assert_eq!(
+            (frames, rate, ch),
+            (r.frames, 44100, channels),
+            "{ctx}: decoded shape"
+        );
+        let a = analyze(name, Input::Bytes(bytes.clone()), &silence).unwrap();
+        assert!(
+            a.true_peak_dbtp <= 0.0,
+            "{ctx}: true peak {}",
+            a.true_peak_dbtp
+        );
+        assert!(
+            a.longest_pause_s <= 1.05,
+            "{ctx}: pause {}",
+            a.longest_pause_s
+        );
+        assert_eq!(
+            Some(a.true_peak_dbtp),
+            r.true_peak_dbtp,
+            "{ctx}: report matches file"
+        );
+        if name != "episode" {
+            assert!(
+                (a.integrated_lufs + 16.0).abs() <= 0.3,
+                "{ctx}: loudness {}",
+                a.integrated_lufs
+            );
+            assert!(
+                a.leading_silence_s <= 0.030,
+                "{ctx}: leading silence {}",
+                a.leading_silence_s
+            );
+        } else {
+            // The bumpers are mastered to the same -16 LUFS target.
+            assert!(
+                (a.integrated_lufs + 16.0).abs() <= 0.5,
+                "{ctx}: loudness {}",
+                a.integrated_lufs
+            );
+        }
+    }
+    // The episode is exactly its five parts minus four 1 s crossfades.
+    let parts = bumper_frames() + report.caller_segment.frames + report.response_segment.frames;
+    assert_eq!(
+        report.episode.frames,
+        parts - 4 * 44100,
+        "{call} + {response}: episode length"
+    );
+}
+
+#[test]
+fn webm_opus_and_ogg_opus() {
+    check_pair("caller.webm", "response.ogg");
+}
+
+#[test]
+fn mp4_aac_and_mp3() {
+    check_pair("caller.m4a", "response.mp3");
+}
+
+#[test]
+fn fragmented_mp4_and_flac_96k() {
+    check_pair("caller-frag.mp4", "response.flac");
+}
+
+#[test]
+fn stereo_vorbis_and_24_bit_wav() {
+    check_pair("caller.ogg", "speech-s24.wav");
+}
+
+#[test]
+fn wav_8k_and_float_wav() {
+    check_pair("speech-8k.wav", "speech-f32.wav");
+}
+
+#[test]
+fn pauses_are_shortened_and_reported() {
+    let mut out = Outputs::in_memory();
+    let report = stitch(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fixture("response.ogg")),
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap();
+    // caller.webm has a 1.7 s pause in a noise floor, response.ogg a 1.8 s
+    // digital silence; both become 1 s.
+    assert_eq!(report.caller.pauses_shortened, 1);
+    assert_eq!(report.response.pauses_shortened, 1);
+    assert!(report.response.leading_trimmed_s > 0.1);
+    for r in [&report.caller, &report.response] {
+        assert!(
+            (r.input_duration_s - r.leading_trimmed_s - r.pause_removed_s - r.duration_s).abs()
+                < 1e-9
+        );
+    }
+}
+
+fn wav_bytes(rate: u32, samples: &[f32]) -> Vec<u8> {
+    let mut buf = Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::new(&mut buf, spec).unwrap();
+    for &s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    buf.into_inner()
+}
+
+fn noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amp
+        })
+        .collect()
+}
+
+#[test]
+fn silent_recording_is_a_clear_error_naming_it() {
+    // Noise at about -60 dBFS RMS: below the -50 dBFS threshold everywhere.
+    let quiet = wav_bytes(48000, &noise(48000 * 3, 0.0017, 7));
+    let mut out = Outputs::in_memory();
+    let err = stitch(
+        Input::Path(fixture("caller.webm")),
+        Input::Bytes(quiet),
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap_err();
+    assert_eq!(err.stage_of(), Some(Stage::Silence));
+    let msg = err.to_string();
+    assert!(msg.starts_with("response recording ("), "{msg}");
+    assert!(msg.contains("-50 dBFS"), "{msg}");
+    assert!(!msg.contains('\n'));
+}
+
+#[test]
+fn recording_shorter_than_the_fade_shortens_it_and_logs() {
+    // 0.6 s of a loud tone: long enough to measure, shorter than the 1 s crossfade.
+    let rate = 44100;
+    let tone: Vec<f32> = (0..(rate * 6 / 10))
+        .map(|i| 0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 330.0 / rate as f32).sin())
+        .collect();
+    let logs = Logs::default();
+    let mut out = Outputs::in_memory();
+    let report = stitch(
+        Input::Bytes(wav_bytes(rate as u32, &tone)),
+        Input::Path(fixture("response.ogg")),
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &logs,
+    )
+    .unwrap();
+    let logs = logs.0.lock().unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("intro -> caller shortened")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("caller -> interstitial shortened")),
+        "{logs:?}"
+    );
+    // The caller is shared between its two fades; the other two stay 1 s.
+    let c = report.caller_segment.frames;
+    let fades = c + 2 * 44100;
+    assert_eq!(
+        report.episode.frames,
+        bumper_frames() + c + report.response_segment.frames - fades
+    );
+}
+
+#[test]
+fn true_peak_promise_holds_on_a_clipped_square_wave() {
+    // A full-scale square wave is the worst case for MP3 overshoot.
+    let rate = 44100;
+    let sq: Vec<f32> = (0..rate * 4)
+        .map(|i| if (i / 50) % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let mut out = Outputs::in_memory();
+    let report = stitch(
+        Input::Bytes(wav_bytes(rate as u32, &sq)),
+        Input::Bytes(wav_bytes(rate as u32, &sq)),
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap();
+    for r in [
+        &report.episode,
+        &report.caller_segment,
+        &report.response_segment,
+    ] {
+        assert!(r.true_peak_dbtp.unwrap() <= 0.0, "{r:?}");
+    }
+}
+
+#[test]
+fn readers_and_bytes_work_like_paths() {
+    let call = std::fs::read(fixture("caller.webm")).unwrap();
+    let resp = std::fs::File::open(fixture("response.ogg")).unwrap();
+    let mut a = Outputs::in_memory();
+    let ra = stitch(
+        Input::Bytes(call),
+        Input::Reader(Box::new(resp)),
+        Bumpers::embedded(),
+        &mut a,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap();
+    let mut b = Outputs::in_memory();
+    let rb = stitch(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fixture("response.ogg")),
+        Bumpers::embedded(),
+        &mut b,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap();
+    assert_eq!(a.episode.get_ref(), b.episode.get_ref());
+    assert_eq!(ra.episode_audio_size, rb.episode_audio_size);
+}
+
+#[test]
+fn failed_run_leaves_no_files() {
+    let dir = std::env::temp_dir().join(format!("podstitch-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let junk = dir.join("junk.webm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&junk, b"<html><body>403 Forbidden</body></html>").unwrap();
+    let out = dir.join("out");
+    let err = stitch_to_dir(
+        &fixture("caller.webm"),
+        &junk,
+        Bumpers::embedded(),
+        &out,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("junk.webm"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
