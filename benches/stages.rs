@@ -1,0 +1,151 @@
+//! Throughput of each stage, in multiples of real time, on fixed inputs.
+//!
+//! Run with `cargo bench --bench stages`. No benchmark framework: each stage
+//! runs a fixed number of times on synthetic or fixture audio prepared
+//! outside the timed region, and the median is printed.
+
+use std::hint::black_box;
+use std::io::Cursor;
+use std::path::Path;
+use std::time::Instant;
+
+use podstitch::audio::{Block, MemorySource, Source};
+use podstitch::decode::Decoder;
+use podstitch::encode::{Mp3Settings, Mp3Writer};
+use podstitch::limiter::Limiter;
+use podstitch::loudness::Meter;
+use podstitch::mixer::{mix, plan_fades, MixPart};
+use podstitch::resample::Resample;
+use podstitch::silence::{SilenceCutter, SilenceSettings};
+
+const RATE: u32 = 44100;
+const SECONDS: usize = 60;
+
+fn speechlike(n: usize) -> Vec<f32> {
+    let mut s = 1u32;
+    (0..n)
+        .map(|i| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+            let env = if (i / 20000) % 3 == 2 { 0.0005 } else { 0.3 };
+            env * ((i as f32 * 0.03).sin() + noise)
+        })
+        .collect()
+}
+
+/// Runs `f` 5 times and prints the median as a multiple of `audio_s` real time.
+fn bench(name: &str, audio_s: f64, mut f: impl FnMut()) {
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let med = times[2];
+    println!("{name:<34} {:>9.1} ms  {:>8.0}x real time", med * 1000.0, audio_s / med);
+}
+
+fn decode_all(bytes: &[u8]) -> u64 {
+    let mut d = Decoder::open_bytes("bench", bytes.to_vec()).expect("fixture decodes");
+    let mut b = Block::default();
+    let mut n = 0;
+    while d.read(&mut b).expect("fixture decodes") {
+        n += b.frames() as u64;
+    }
+    n
+}
+
+fn main() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for f in ["caller.webm", "response.ogg", "caller.m4a", "response.mp3", "response.flac", "caller.ogg"] {
+        let bytes = std::fs::read(fixtures.join(f)).expect("fixture present");
+        let d = Decoder::open_bytes("bench", bytes.clone()).expect("fixture decodes");
+        let secs = decode_all(&bytes) as f64 / f64::from(d.sample_rate());
+        bench(&format!("decode {f}"), secs, || {
+            black_box(decode_all(&bytes));
+        });
+    }
+
+    let n = RATE as usize * SECONDS;
+    let mono = speechlike(n);
+    let secs = SECONDS as f64;
+    let at48: Vec<f32> = speechlike(48000 * SECONDS);
+    bench("resample 48k->44.1k mono", secs, || {
+        let src = MemorySource::new(48000, Block::from_channels(&[&at48]), 960);
+        let mut rs = Resample::new(src, RATE, "bench").expect("valid rates");
+        let mut b = Block::default();
+        while rs.read(&mut b).expect("in memory") {
+            black_box(b.frames());
+        }
+    });
+    let blocks: Vec<Block> = mono.chunks(4096).map(|c| Block::from_channels(&[c])).collect();
+    bench("silence trim mono", secs, || {
+        let mut c = SilenceCutter::new(1, RATE, &SilenceSettings::default());
+        let mut out = Block::new(1, 8192);
+        for b in &blocks {
+            out.clear();
+            c.process(b, &mut out);
+        }
+        black_box(c.stats().frames_out);
+    });
+    bench("loudness meter mono (I, LRA, TP)", secs, || {
+        let mut m = Meter::new(1, RATE, true, true).expect("meter");
+        for b in &blocks {
+            m.add_block(b).expect("finite");
+        }
+        black_box(m.measurement().expect("measured"));
+    });
+    bench("limiter mono", secs, || {
+        let mut l = Limiter::new(1, RATE, -1.0);
+        let mut out = vec![Vec::with_capacity(8192)];
+        for b in &blocks {
+            out[0].clear();
+            l.process(&[&b.channel(0)[..]], &mut out);
+        }
+    });
+    let stereo: Vec<Block> = mono.chunks(4096).map(|c| Block::from_channels(&[c, c])).collect();
+    bench("limiter stereo", secs, || {
+        let mut l = Limiter::new(2, RATE, -1.0);
+        let mut out = vec![Vec::with_capacity(8192), Vec::with_capacity(8192)];
+        for b in &stereo {
+            out.iter_mut().for_each(Vec::clear);
+            l.process(&b.planes(), &mut out);
+        }
+    });
+    bench("mixer 5 parts -> stereo", secs, || {
+        let part = n / 5;
+        let mut srcs: Vec<MemorySource> = (0..5)
+            .map(|k| MemorySource::new(RATE, Block::from_channels(&[&mono[k * part..(k + 1) * part]]), 4096))
+            .collect();
+        let lens = vec![part as u64; 5];
+        let (fades, _) = plan_fades(&lens, u64::from(RATE));
+        let mut parts: Vec<MixPart> = srcs
+            .iter_mut()
+            .map(|s| MixPart { name: "p", source: s, len: part as u64, fade_in: true, fade_out: true })
+            .collect();
+        let mut total = 0;
+        mix(&mut parts, &fades, 2, &mut |b: &Block| {
+            total += b.frames();
+            Ok(())
+        })
+        .expect("lengths match");
+        black_box(total);
+    });
+    for (label, ch, kbps) in [("encode mono 64 kb/s q3", 1u8, 64u32), ("encode stereo 128 kb/s q3", 2, 128)] {
+        bench(label, secs, || {
+            let s = Mp3Settings { bitrate_kbps: kbps, channels: ch, sample_rate: RATE, quality: 3 };
+            let mut w = Mp3Writer::new("bench", Cursor::new(Vec::new()), &s).expect("valid settings");
+            for b in &blocks {
+                let c = b.channel(0);
+                if ch == 1 {
+                    w.write(&[c]).expect("encodes");
+                } else {
+                    w.write(&[c, c]).expect("encodes");
+                }
+            }
+            black_box(w.finish().expect("finishes").1);
+        });
+    }
+}
