@@ -44,7 +44,11 @@ fn bench(name: &str, audio_s: f64, mut f: impl FnMut()) {
         .collect();
     times.sort_by(f64::total_cmp);
     let med = times[2];
-    println!("{name:<34} {:>9.1} ms  {:>8.0}x real time", med * 1000.0, audio_s / med);
+    println!(
+        "{name:<34} {:>9.1} ms  {:>8.0}x real time",
+        med * 1000.0,
+        audio_s / med
+    );
 }
 
 fn decode_all(bytes: &[u8]) -> u64 {
@@ -59,7 +63,14 @@ fn decode_all(bytes: &[u8]) -> u64 {
 
 fn main() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    for f in ["caller.webm", "response.ogg", "caller.m4a", "response.mp3", "response.flac", "caller.ogg"] {
+    for f in [
+        "caller.webm",
+        "response.ogg",
+        "caller.m4a",
+        "response.mp3",
+        "response.flac",
+        "caller.ogg",
+    ] {
         let bytes = std::fs::read(fixtures.join(f)).expect("fixture present");
         let d = Decoder::open_bytes("bench", bytes.clone()).expect("fixture decodes");
         let secs = decode_all(&bytes) as f64 / f64::from(d.sample_rate());
@@ -80,7 +91,10 @@ fn main() {
             black_box(b.frames());
         }
     });
-    let blocks: Vec<Block> = mono.chunks(4096).map(|c| Block::from_channels(&[c])).collect();
+    let blocks: Vec<Block> = mono
+        .chunks(4096)
+        .map(|c| Block::from_channels(&[c]))
+        .collect();
     bench("silence trim mono", secs, || {
         let mut c = SilenceCutter::new(1, RATE, &SilenceSettings::default());
         let mut out = Block::new(1, 8192);
@@ -105,7 +119,10 @@ fn main() {
             l.process(&[&b.channel(0)[..]], &mut out);
         }
     });
-    let stereo: Vec<Block> = mono.chunks(4096).map(|c| Block::from_channels(&[c, c])).collect();
+    let stereo: Vec<Block> = mono
+        .chunks(4096)
+        .map(|c| Block::from_channels(&[c, c]))
+        .collect();
     bench("limiter stereo", secs, || {
         let mut l = Limiter::new(2, RATE, -1.0);
         let mut out = vec![Vec::with_capacity(8192), Vec::with_capacity(8192)];
@@ -117,13 +134,25 @@ fn main() {
     bench("mixer 5 parts -> stereo", secs, || {
         let part = n / 5;
         let mut srcs: Vec<MemorySource> = (0..5)
-            .map(|k| MemorySource::new(RATE, Block::from_channels(&[&mono[k * part..(k + 1) * part]]), 4096))
+            .map(|k| {
+                MemorySource::new(
+                    RATE,
+                    Block::from_channels(&[&mono[k * part..(k + 1) * part]]),
+                    4096,
+                )
+            })
             .collect();
         let lens = vec![part as u64; 5];
         let (fades, _) = plan_fades(&lens, u64::from(RATE));
         let mut parts: Vec<MixPart> = srcs
             .iter_mut()
-            .map(|s| MixPart { name: "p", source: s, len: part as u64, fade_in: true, fade_out: true })
+            .map(|s| MixPart {
+                name: "p",
+                source: s,
+                len: part as u64,
+                fade_in: true,
+                fade_out: true,
+            })
             .collect();
         let mut total = 0;
         mix(&mut parts, &fades, 2, &mut |b: &Block| {
@@ -133,10 +162,19 @@ fn main() {
         .expect("lengths match");
         black_box(total);
     });
-    for (label, ch, kbps) in [("encode mono 64 kb/s q3", 1u8, 64u32), ("encode stereo 128 kb/s q3", 2, 128)] {
+    for (label, ch, kbps) in [
+        ("encode mono 64 kb/s q3", 1u8, 64u32),
+        ("encode stereo 128 kb/s q3", 2, 128),
+    ] {
         bench(label, secs, || {
-            let s = Mp3Settings { bitrate_kbps: kbps, channels: ch, sample_rate: RATE, quality: 3 };
-            let mut w = Mp3Writer::new("bench", Cursor::new(Vec::new()), &s).expect("valid settings");
+            let s = Mp3Settings {
+                bitrate_kbps: kbps,
+                channels: ch,
+                sample_rate: RATE,
+                quality: 3,
+            };
+            let mut w =
+                Mp3Writer::new("bench", Cursor::new(Vec::new()), &s).expect("valid settings");
             for b in &blocks {
                 let c = b.channel(0);
                 if ch == 1 {

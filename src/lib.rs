@@ -1,4 +1,4 @@
-//! podstitch: a pure-Rust podcast stitching pipeline.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -457,7 +457,7 @@ pub fn stitch<S: Sink>(
     for p in [&caller, &response] {
         let r = &p.report;
         obs.log(&format!(
-            "{}: {} {} Hz {} ch, {:.2} s; trimmed {:.2} s lead and {} pauses ({:.2} s); {:.1} LUFS, LRA {:.1} LU{}",
+            "{}: {} {} Hz {} ch, {:.2} s; trimmed {:.2} s of leading silence and {} pause(s) ({:.2} s); {:.1} LUFS, LRA {:.1} LU{}",
             p.subject,
             r.format,
             r.input_sample_rate,
