@@ -116,7 +116,7 @@ fn main() {
         let mut out = vec![Vec::with_capacity(8192)];
         for b in &blocks {
             out[0].clear();
-            l.process(&[&b.channel(0)[..]], &mut out);
+            l.process(&[b.channel(0)], &mut out);
         }
     });
     let stereo: Vec<Block> = mono
