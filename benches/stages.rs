@@ -105,7 +105,7 @@ fn main() {
         black_box(c.stats().frames_out);
     });
     bench("loudness meter mono (I, LRA, TP)", secs, || {
-        let mut m = Meter::new(1, RATE, true, true).expect("meter");
+        let mut m = Meter::new(1, RATE, podstitch::loudness::Measures::ALL).expect("meter");
         for b in &blocks {
             m.add_block(b).expect("finite");
         }

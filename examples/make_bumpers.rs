@@ -187,8 +187,9 @@ impl Song {
             self.l[i] *= g;
             self.r[i] *= g;
         }
-        let mut meter = podstitch::loudness::Meter::new(2, RATE, false, false)
-            .expect("a stereo 44.1 kHz meter");
+        let mut meter =
+            podstitch::loudness::Meter::new(2, RATE, podstitch::loudness::Measures::INTEGRATED)
+                .expect("a stereo 44.1 kHz meter");
         meter.add(&[&self.l, &self.r]).expect("finite samples");
         let lufs = meter.measurement().expect("a measurement").integrated_lufs;
         let gain = 10f64.powf((LOUDNESS_LUFS - lufs) / 20.0) as f32;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::audio::{Block, Source};
 use crate::error::Result;
 use crate::io::Input;
-use crate::loudness::Meter;
+use crate::loudness::{Measures, Meter};
 use crate::silence::{PauseFinder, SilenceSettings};
 
 /// One pause longer than the maximum.
@@ -54,7 +54,15 @@ pub fn analyze(file: &str, input: Input, silence: &SilenceSettings) -> Result<An
     let mut dec = input.open(file)?;
     let format = format!("{}/{}", dec.container_name(), dec.codec_name());
     let (rate, ch) = (dec.sample_rate(), dec.channels());
-    let mut meter = Meter::new(ch, rate, false, true)?;
+    let mut meter = Meter::new(
+        ch,
+        rate,
+        Measures {
+            lra: true,
+            true_peak: true,
+            series: false,
+        },
+    )?;
     let limit = (silence.max_pause_s * f64::from(rate)).round() as u64 + 1;
     let mut pauses = PauseFinder::new(ch, rate, silence, limit);
     let mut block = Block::default();

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::audio::{db_to_gain, Block, Source};
 use crate::error::{Error, Result, Stage};
+use crate::limiter::TruePeakMeter;
 
 /// Loudness targets and limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,9 @@ impl Default for LoudnessSettings {
     }
 }
 
+/// Most channels ebur128 measures.
+const MAX_CHANNELS: usize = 64;
+
 /// Spacing of the short-term loudness series and of the leveller's curve.
 pub const HOP_SECONDS: f64 = 0.1;
 /// Half the EBU short-term window (3 s, EBU Tech 3341 §2.3): the look-ahead
@@ -62,25 +66,58 @@ const LEVELLER_GATE_LU: f64 = 20.0;
 pub struct Measurement {
     /// Integrated loudness in LUFS (−inf for silence, reported as −70).
     pub integrated_lufs: f64,
-    /// Loudness range in LU.
+    /// Loudness range in LU (0 when not measured).
     pub lra_lu: f64,
-    /// Maximum true peak over all channels, in dBTP.
+    /// Maximum true peak over all channels, in dBTP (−200 when not measured).
     pub true_peak_dbtp: f64,
     /// Frames measured.
     pub frames: u64,
 }
 
-/// Streaming EBU R128 meter: integrated loudness, LRA, true peak and,
-/// optionally, the short-term loudness every [`HOP_SECONDS`].
+/// What a [`Meter`] measures besides integrated loudness (the cheapest set
+/// that answers the question keeps the meter fast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Measures {
+    /// Loudness range (EBU Tech 3342).
+    pub lra: bool,
+    /// True peak (4× oversampled, [`TruePeakMeter`]).
+    pub true_peak: bool,
+    /// The short-term loudness every [`HOP_SECONDS`], for the leveller.
+    pub series: bool,
+}
+
+impl Measures {
+    /// Integrated loudness only.
+    pub const INTEGRATED: Measures = Measures {
+        lra: false,
+        true_peak: false,
+        series: false,
+    };
+    /// Integrated loudness and true peak.
+    pub const LOUDNESS_AND_PEAK: Measures = Measures {
+        lra: false,
+        true_peak: true,
+        series: false,
+    };
+    /// Everything.
+    pub const ALL: Measures = Measures {
+        lra: true,
+        true_peak: true,
+        series: true,
+    };
+}
+
+/// Streaming EBU R128 meter: integrated loudness and, as asked, LRA, true
+/// peak and the short-term loudness every [`HOP_SECONDS`].
 pub struct Meter {
     r128: EbuR128,
-    channels: usize,
+    tp: Option<TruePeakMeter>,
     hop: usize,
     /// Frames fed since the last hop boundary.
     in_hop: usize,
     series: Option<Vec<f32>>,
     frames: u64,
-    true_peak: bool,
+    lra: bool,
 }
 
 fn r128_err(e: ebur128::Error) -> Error {
@@ -88,23 +125,21 @@ fn r128_err(e: ebur128::Error) -> Error {
 }
 
 impl Meter {
-    /// A meter for `channels` channels at `rate` Hz. `series` keeps the
-    /// short-term loudness every hop (for the leveller); `true_peak` enables
-    /// the 4× oversampled true-peak measurement.
-    pub fn new(channels: usize, rate: u32, series: bool, true_peak: bool) -> Result<Self> {
-        let mut mode = Mode::I | Mode::LRA | Mode::HISTOGRAM;
-        if true_peak {
-            mode |= Mode::TRUE_PEAK;
+    /// A meter for `channels` channels at `rate` Hz measuring `what`.
+    pub fn new(channels: usize, rate: u32, what: Measures) -> Result<Self> {
+        let mut mode = Mode::I | Mode::HISTOGRAM;
+        if what.lra || what.series {
+            mode |= Mode::LRA;
         }
         let r128 = EbuR128::new(channels as u32, rate, mode).map_err(r128_err)?;
         Ok(Meter {
             r128,
-            channels,
+            tp: what.true_peak.then(|| TruePeakMeter::new(channels, rate)),
             hop: (HOP_SECONDS * f64::from(rate)).round() as usize,
             in_hop: 0,
-            series: series.then(Vec::new),
+            series: what.series.then(Vec::new),
             frames: 0,
-            true_peak,
+            lra: what.lra,
         })
     }
 
@@ -112,16 +147,23 @@ impl Meter {
     pub fn add(&mut self, planes: &[&[f32]]) -> Result<()> {
         let n = planes.first().map_or(0, |p| p.len());
         self.frames += n as u64;
+        if let Some(tp) = self.tp.as_mut() {
+            tp.process(planes);
+        }
         if self.series.is_none() {
             return self.r128.add_frames_planar_f32(planes).map_err(r128_err);
         }
+        let ch = planes.len().min(MAX_CHANNELS);
         let mut start = 0;
-        let mut parts: Vec<&[f32]> = Vec::with_capacity(self.channels);
+        let mut parts: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
         while start < n {
             let take = (self.hop - self.in_hop).min(n - start);
-            parts.clear();
-            parts.extend(planes.iter().map(|p| &p[start..start + take]));
-            self.r128.add_frames_planar_f32(&parts).map_err(r128_err)?;
+            for (p, plane) in parts.iter_mut().zip(planes) {
+                *p = &plane[start..start + take];
+            }
+            self.r128
+                .add_frames_planar_f32(&parts[..ch])
+                .map_err(r128_err)?;
             start += take;
             self.in_hop += take;
             if self.in_hop == self.hop {
@@ -143,13 +185,20 @@ impl Meter {
     /// The measurement so far.
     pub fn measurement(&self) -> Result<Measurement> {
         let i = self.r128.loudness_global().map_err(r128_err)?;
-        let lra = self.r128.loudness_range().map_err(r128_err)?;
-        let mut tp = 0.0f64;
-        if self.true_peak {
-            for c in 0..self.channels {
-                tp = tp.max(self.r128.true_peak(c as u32).map_err(r128_err)?);
-            }
-        }
+        let lra = if self.lra {
+            self.r128.loudness_range().map_err(r128_err)?
+        } else {
+            0.0
+        };
+        let tp = self.tp.as_ref().map_or(0.0, |m| {
+            // The interpolator needs a few frames after the last one to see
+            // the inter-sample peaks at the very end: pad a copy with silence.
+            let mut m = m.clone();
+            let pad = vec![0.0f32; 64];
+            let planes: Vec<&[f32]> = (0..self.r128.channels()).map(|_| &pad[..]).collect();
+            m.process(&planes);
+            f64::from(m.true_peak())
+        });
         Ok(Measurement {
             integrated_lufs: if i.is_finite() { i } else { -70.0 },
             lra_lu: if lra.is_finite() { lra } else { 0.0 },
@@ -165,8 +214,8 @@ impl Meter {
 }
 
 /// Measures a whole source.
-pub fn measure(source: &mut dyn Source, true_peak: bool) -> Result<Measurement> {
-    let mut meter = Meter::new(source.channels(), source.sample_rate(), false, true_peak)?;
+pub fn measure(source: &mut dyn Source, what: Measures) -> Result<Measurement> {
+    let mut meter = Meter::new(source.channels(), source.sample_rate(), what)?;
     let mut block = Block::default();
     while source.read(&mut block)? {
         meter.add_block(&block)?;
@@ -310,19 +359,26 @@ impl<S: Source> Source for Gain<S> {
                 }
             }
             Some(curve) if !curve.is_empty() => {
-                // Linear interpolation of the factor between hop points.
+                // Linear interpolation of the factor between hop points,
+                // one run of frames per hop.
                 let last = curve.len() - 1;
                 let hop = self.hop as u64;
-                for c in 0..block.channels() {
-                    let ch = block.channel_mut(c);
-                    for (i, x) in ch.iter_mut().enumerate() {
-                        let t = self.pos + i as u64;
-                        let k = ((t / hop) as usize).min(last);
-                        let frac = (t % hop) as f32 / hop as f32;
-                        let a = curve[k];
-                        let b = curve[(k + 1).min(last)];
-                        *x *= a + (b - a) * frac;
+                let step = 1.0 / self.hop as f32;
+                let mut i = 0usize;
+                while i < n {
+                    let t = self.pos + i as u64;
+                    let k = ((t / hop) as usize).min(last);
+                    let in_hop = (t % hop) as usize;
+                    let run = (self.hop - in_hop).min(n - i);
+                    let a = curve[k];
+                    let slope = (curve[(k + 1).min(last)] - a) * step;
+                    for c in 0..block.channels() {
+                        let seg = &mut block.channel_mut(c)[i..i + run];
+                        for (j, x) in seg.iter_mut().enumerate() {
+                            *x *= a + slope * (in_hop + j) as f32;
+                        }
                     }
+                    i += run;
                 }
             }
             Some(_) => {}
@@ -355,7 +411,7 @@ mod tests {
         let sig = sine(rate, 20.0, 1000.0, 0.1);
         let m0 = measure(
             &mut MemorySource::new(rate, Block::from_channels(&[&sig]), 4096),
-            false,
+            Measures::INTEGRATED,
         )
         .unwrap();
         let plan = GainPlan {
@@ -364,7 +420,7 @@ mod tests {
             hop: 4800,
         };
         let src = MemorySource::new(rate, Block::from_channels(&[&sig]), 1000);
-        let m1 = measure(&mut Gain::new(src, &plan), true).unwrap();
+        let m1 = measure(&mut Gain::new(src, &plan), Measures::LOUDNESS_AND_PEAK).unwrap();
         assert!((m1.integrated_lufs + 16.0).abs() < 0.1, "{m1:?}");
         // The gained sine's true peak is its amplitude.
         let expected_tp = 20.0 * (0.1f64).log10() + plan.gain_db;
@@ -372,6 +428,30 @@ mod tests {
             (m1.true_peak_dbtp - expected_tp).abs() < 0.1,
             "{m1:?} {expected_tp}"
         );
+    }
+
+    #[test]
+    fn gain_curve_interpolates_between_hops_whatever_the_block_size() {
+        // Curve 0 dB then +6.02 dB (x2) with 10-frame hops, on top of -6.02 dB.
+        let plan = GainPlan {
+            gain_db: -20.0 * 2f64.log10(),
+            curve: Some(vec![0.0, (20.0 * 2f64.log10()) as f32]),
+            hop: 10,
+        };
+        for chunk in [1, 3, 7, 64] {
+            let src = MemorySource::new(1000, Block::from_channels(&[&[1.0f32; 25]]), chunk);
+            let mut g = Gain::new(src, &plan);
+            let mut out = Vec::new();
+            let mut b = Block::default();
+            while g.read(&mut b).unwrap() {
+                out.extend_from_slice(b.channel(0));
+            }
+            assert_eq!(out.len(), 25);
+            assert!((out[0] - 0.5).abs() < 1e-6, "chunk {chunk}");
+            assert!((out[5] - 0.75).abs() < 1e-6, "chunk {chunk}: {}", out[5]);
+            assert!((out[10] - 1.0).abs() < 1e-6);
+            assert!((out[24] - 1.0).abs() < 1e-6, "held after the last hop");
+        }
     }
 
     #[test]
@@ -408,7 +488,7 @@ mod tests {
     fn meter_series_has_one_value_per_hop() {
         let rate = 44100;
         let sig = sine(rate, 10.0, 440.0, 0.5);
-        let mut m = Meter::new(1, rate, true, false).unwrap();
+        let mut m = Meter::new(1, rate, Measures::ALL).unwrap();
         for part in sig.chunks(1234) {
             m.add(&[part]).unwrap();
         }

@@ -22,7 +22,9 @@ use crate::encode::{Mp3Settings, Mp3Writer};
 use crate::error::{Error, Result, Stage};
 use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES};
 use crate::limiter::Limiter;
-use crate::loudness::{leveller_curve, measure, Gain, GainPlan, Measurement, Meter, HOP_SECONDS};
+use crate::loudness::{
+    leveller_curve, measure, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS,
+};
 use crate::mixer::{mix, plan_fades, MixPart};
 use crate::report::{Observer, OutputReport, RecordingReport, Report, Timings};
 use crate::resample::Resample;
@@ -99,7 +101,7 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
         Resample::new(Mono::new(dec), rate, subject)?,
         &settings.silence,
     );
-    let mut meter = Meter::new(1, rate, true, true)?;
+    let mut meter = Meter::new(1, rate, Measures::ALL)?;
     let mut writer = SpoolWriter::create(spool, 1)?;
     let mut block = Block::default();
     while chain.read(&mut block)? {
@@ -169,7 +171,8 @@ fn processed(p: &Prepared, rate: u32, ceiling: f64) -> Result<Limited<Gain<Spool
     Ok(Limited::new(Gain::new(spool, &p.plan), ceiling))
 }
 
-/// Adjusts the linear gain until the limited signal measures on target.
+/// Adjusts the linear gain until the limited signal measures on target
+/// (within 0.02 LU, at most six rounds).
 fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> {
     let target = settings.loudness.integrated_lufs;
     p.plan.gain_db = target - p.measurement.integrated_lufs;
@@ -178,14 +181,24 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
         // Linear gain, limiter idle: loudness scales exactly with the gain.
         return Ok(());
     }
-    for _ in 0..4 {
+    // Secant steps: the limiter takes back part of each dB of gain, so the
+    // slope of output loudness against gain (≤ 1) is estimated from the
+    // last two rounds.
+    let mut last: Option<(f64, f64)> = None;
+    for _ in 0..6 {
         let mut src = processed(p, settings.sample_rate, ceiling)?;
-        let m = measure(&mut src, false)?;
-        let err = target - m.integrated_lufs;
+        let loud = measure(&mut src, Measures::INTEGRATED)?.integrated_lufs;
+        let err = target - loud;
         if err.abs() < 0.02 {
             break;
         }
-        p.plan.gain_db += err;
+        let g = p.plan.gain_db;
+        let slope = match last {
+            Some((g0, l0)) if (g - g0).abs() > 1e-6 => ((loud - l0) / (g - g0)).clamp(0.1, 1.0),
+            _ => 1.0,
+        };
+        last = Some((g, loud));
+        p.plan.gain_db = g + err / slope;
     }
     p.report.gain_db = p.plan.gain_db;
     Ok(())
@@ -351,7 +364,7 @@ fn verify<S: Sink>(
 ) -> Result<OutputReport> {
     let src = sink.reader().map_err(|e| Error::io(name, "read back", e))?;
     let mut dec = Decoder::open(name, src)?;
-    let m = measure(&mut dec, true)?;
+    let m = measure(&mut dec, Measures::LOUDNESS_AND_PEAK)?;
     if m.frames != frames {
         return Err(Error::stage(
             name,
