@@ -7,6 +7,7 @@ pub mod audio;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod http;
 pub mod io;
 pub mod limiter;
 pub mod loudness;
