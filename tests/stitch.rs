@@ -1,20 +1,15 @@
 //! End-to-end: every input format through the whole pipeline, with the
 //! properties every output must have checked on the decoded MP3s.
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use podstitch::analyze::analyze;
-use podstitch::audio::{Block, Source};
-use podstitch::decode::Decoder;
-use podstitch::silence::SilenceSettings;
 use podstitch::{stitch, stitch_to_dir, Bumpers, Input, Observer, Outputs, Quiet, Settings, Stage};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+mod common;
+use common::{bumper_frames, check_outputs, fixture};
+
+fn wav_bytes(rate: u32, samples: &[f32]) -> Vec<u8> {
+    common::wav_bytes(rate, &[samples])
 }
 
 /// Collects log lines.
@@ -27,28 +22,9 @@ impl Observer for Logs {
     }
 }
 
-fn frames_of(bytes: &[u8]) -> (u64, u32, usize) {
-    let mut d = Decoder::open_bytes("output", bytes.to_vec()).unwrap();
-    let (rate, ch) = (d.sample_rate(), d.channels());
-    let mut b = Block::default();
-    let mut n = 0;
-    while d.read(&mut b).unwrap() {
-        n += b.frames() as u64;
-    }
-    (n, rate, ch)
-}
-
-fn bumper_frames() -> u64 {
-    ["intro.mp3", "interstitial.mp3", "outro.mp3"]
-        .iter()
-        .map(|f| {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(f);
-            frames_of(&std::fs::read(p).unwrap()).0
-        })
-        .sum()
-}
-
-/// Runs the pipeline on two fixtures and checks every promised property.
+/// Runs the pipeline on two fixtures and checks every promised property of
+/// the outputs (see `common::check_outputs`: loudness, true peak, pauses,
+/// leading silence, episode length, report and JSON equal to the files).
 fn check_pair(call: &str, response: &str) {
     let mut out = Outputs::in_memory();
     let report = stitch(
@@ -60,84 +36,7 @@ fn check_pair(call: &str, response: &str) {
         &Quiet,
     )
     .unwrap_or_else(|e| panic!("{call} + {response}: {e}"));
-    let files = [
-        (
-            "episode",
-            out.episode.get_ref(),
-            &report.episode,
-            report.episode_audio_size,
-            2,
-        ),
-        (
-            "caller",
-            out.caller_segment.get_ref(),
-            &report.caller_segment,
-            report.caller_segment_audio_size,
-            1,
-        ),
-        (
-            "response",
-            out.response_segment.get_ref(),
-            &report.response_segment,
-            report.response_segment_audio_size,
-            1,
-        ),
-    ];
-    let silence = SilenceSettings::default();
-    for (name, bytes, r, size, channels) in files {
-        let ctx = format!("{call} + {response}: {name}");
-        assert_eq!(size, bytes.len() as u64, "{ctx}: reported size");
-        assert_eq!(r.bytes, size, "{ctx}");
-        assert!(bytes.starts_with(b"ID3"), "{ctx}: ID3v2 tag");
-        let (frames, rate, ch) = frames_of(bytes);
-        assert_eq!(
-            (frames, rate, ch),
-            (r.frames, 44100, channels),
-            "{ctx}: decoded shape"
-        );
-        let a = analyze(name, Input::Bytes(bytes.clone()), &silence).unwrap();
-        assert!(
-            a.true_peak_dbtp <= 0.0,
-            "{ctx}: true peak {}",
-            a.true_peak_dbtp
-        );
-        assert!(
-            a.longest_pause_s <= 1.05,
-            "{ctx}: pause {}",
-            a.longest_pause_s
-        );
-        assert_eq!(
-            Some(a.true_peak_dbtp),
-            r.true_peak_dbtp,
-            "{ctx}: report matches file"
-        );
-        if name != "episode" {
-            assert!(
-                (a.integrated_lufs + 16.0).abs() <= 0.3,
-                "{ctx}: loudness {}",
-                a.integrated_lufs
-            );
-            assert!(
-                a.leading_silence_s <= 0.030,
-                "{ctx}: leading silence {}",
-                a.leading_silence_s
-            );
-        } else {
-            // The bumpers are mastered to the same -16 LUFS target.
-            assert!(
-                (a.integrated_lufs + 16.0).abs() <= 0.5,
-                "{ctx}: loudness {}",
-                a.integrated_lufs
-            );
-        }
-    }
-    // The episode is exactly its five parts minus four 1 s crossfades.
-    let parts = bumper_frames() + report.caller_segment.frames + report.response_segment.frames;
-    assert_eq!(
-        report.episode.frames,
-        parts - 4 * 44100,
-        "{call} + {response}: episode length"
-    );
+    check_outputs(&format!("{call} + {response}"), &out, &report);
 }
 
 #[test]
@@ -188,22 +87,6 @@ fn pauses_are_shortened_and_reported() {
                 < 1e-9
         );
     }
-}
-
-fn wav_bytes(rate: u32, samples: &[f32]) -> Vec<u8> {
-    let mut buf = Cursor::new(Vec::new());
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::new(&mut buf, spec).unwrap();
-    for &s in samples {
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
-    buf.into_inner()
 }
 
 fn noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {

@@ -1,0 +1,230 @@
+//! Golden group 4 (and 5 on these inputs): end-to-end goldens. Two short
+//! caller/response pairs are rendered with `podstitch::stitch`,
+//! `Settings::default()` and the embedded bumpers, outputs in memory, and
+//! each of the three MP3s is compared with the one committed under
+//! `fixtures/golden/e2e/PAIR/`:
+//!
+//! * the same decoded length in frames and the same channel count;
+//! * decoded audio within 50 dB SNR of the golden's;
+//! * integrated loudness within 0.1 LU and true peak within 0.1 dB of the
+//!   golden's (both measured here on the decoded files).
+//!
+//! Byte-identity is reported but not required: the bytes depend on every
+//! float operation upstream of LAME (rustfft/rubato pick SIMD code paths at
+//! run time, and other platforms round differently), so a different CPU can
+//! encode a slightly different, equally good file. On the machine that
+//! blessed them the outputs are byte-identical (the pipeline is
+//! deterministic: fixed inputs, no randomness, no thread-order dependence in
+//! the arithmetic), which the test prints.
+//!
+//! Pairs:
+//! * `webm-ogg`: `caller.webm` (WebM/Opus, a 1.7 s pause in a noise floor
+//!   at about −58 dBFS) + `response.ogg` (Ogg/Opus, a 1.8 s digital-silence
+//!   pause, leading silence);
+//! * `loud-quiet`: a caller louder than the target (`speech-s24.wav` +10 dB
+//!   and soft-clipped with tanh: about −11 LUFS, peaks near 0 dBFS) and a
+//!   response much quieter (`speech-8k.wav` −15 dB: about −36 LUFS), both
+//!   passed as float WAV bytes built here from the fixtures with hound.
+//!
+//! `PODSTITCH_BLESS=1 cargo test --test e2e_goldens` rewrites the goldens.
+//! On a failure the candidate MP3s are written to
+//! `$TMPDIR/podstitch-golden-candidates/e2e/PAIR/` to listen to beside the
+//! golden.
+
+mod common;
+
+use std::io::Cursor;
+
+use podstitch::loudness::{Measures, Meter};
+use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Report, Settings};
+
+use common::{
+    bless, blessing, check_outputs, decode_bytes, fixture, golden_path, snr_db, wav_bytes,
+    write_candidate,
+};
+
+const MIN_SNR_DB: f64 = 50.0;
+const MAX_LUFS_DIFF: f64 = 0.1;
+const MAX_TP_DIFF: f64 = 0.1;
+
+fn render(call: Input, response: Input) -> (Outputs<Cursor<Vec<u8>>>, Report) {
+    let mut out = Outputs::in_memory();
+    let report = stitch(
+        call,
+        response,
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &Quiet,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (out, report)
+}
+
+/// Samples of a PCM WAV fixture as f32 (any bit depth hound reads).
+fn read_wav(name: &str) -> (u32, Vec<f32>) {
+    let mut r = hound::WavReader::open(fixture(name)).expect("wav fixture");
+    let spec = r.spec();
+    assert_eq!(spec.channels, 1, "{name}: mono");
+    let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f64;
+    let x = match spec.sample_format {
+        hound::SampleFormat::Int => r
+            .samples::<i32>()
+            .map(|s| (f64::from(s.expect("sample")) * scale) as f32)
+            .collect(),
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.expect("sample")).collect(),
+    };
+    (spec.sample_rate, x)
+}
+
+/// Measured figures of one decoded output.
+struct Figures {
+    frames: usize,
+    channels: usize,
+    lufs: f64,
+    tp: f64,
+}
+
+fn figures(planes: &[&[f32]]) -> Figures {
+    let mut m = Meter::new(planes.len(), 44_100, Measures::LOUDNESS_AND_PEAK).expect("meter");
+    m.add(planes).expect("meter");
+    let r = m.measurement().expect("meter");
+    Figures {
+        frames: planes[0].len(),
+        channels: planes.len(),
+        lufs: r.integrated_lufs,
+        tp: r.true_peak_dbtp,
+    }
+}
+
+/// Compares (or blesses) the three outputs of one pair.
+fn check_pair(pair: &str, out: &Outputs<Cursor<Vec<u8>>>) {
+    let files = [
+        ("episode.mp3", out.episode.get_ref()),
+        ("caller-segment.mp3", out.caller_segment.get_ref()),
+        ("response-segment.mp3", out.response_segment.get_ref()),
+    ];
+    if blessing() {
+        for (name, bytes) in files {
+            bless(&format!("e2e/{pair}/{name}"), bytes);
+        }
+        return;
+    }
+    let mut problems = Vec::new();
+    let mut lines = Vec::new();
+    for (name, bytes) in files {
+        let rel = format!("e2e/{pair}/{name}");
+        let golden = std::fs::read(golden_path(&rel)).unwrap_or_else(|e| {
+            panic!("{rel}: cannot read the golden ({e}); run PODSTITCH_BLESS=1 cargo test to create it")
+        });
+        let (_, g) = decode_bytes(&rel, golden.clone());
+        let (_, c) = decode_bytes(name, bytes.clone());
+        let (gf, cf) = (figures(&g.planes()), figures(&c.planes()));
+        let mut bad = Vec::new();
+        if (gf.frames, gf.channels) != (cf.frames, cf.channels) {
+            bad.push(format!(
+                "length {} x {} ch (golden {} x {} ch, {:+} frames)",
+                cf.frames,
+                cf.channels,
+                gf.frames,
+                gf.channels,
+                cf.frames as i64 - gf.frames as i64
+            ));
+        }
+        let snr = if bad.is_empty() {
+            snr_db(&g.planes(), &c.planes())
+        } else {
+            f64::NAN
+        };
+        if snr < MIN_SNR_DB {
+            bad.push(format!("SNR {snr:.1} dB < {MIN_SNR_DB} dB"));
+        }
+        if (cf.lufs - gf.lufs).abs() > MAX_LUFS_DIFF {
+            bad.push(format!(
+                "loudness {:.3} LUFS (golden {:.3}, {:+.3} LU > {MAX_LUFS_DIFF})",
+                cf.lufs,
+                gf.lufs,
+                cf.lufs - gf.lufs
+            ));
+        }
+        if (cf.tp - gf.tp).abs() > MAX_TP_DIFF {
+            bad.push(format!(
+                "true peak {:.3} dBTP (golden {:.3}, {:+.3} dB > {MAX_TP_DIFF})",
+                cf.tp,
+                gf.tp,
+                cf.tp - gf.tp
+            ));
+        }
+        let identical = golden == *bytes;
+        lines.push(format!(
+            "{pair}/{name}: {} frames, SNR {snr:.1} dB, {:.3} LUFS ({:+.3}), {:.3} dBTP ({:+.3}), byte-identical: {}",
+            cf.frames,
+            cf.lufs,
+            cf.lufs - gf.lufs,
+            cf.tp,
+            cf.tp - gf.tp,
+            if identical { "yes" } else { "no" }
+        ));
+        if !bad.is_empty() {
+            let cand = write_candidate(&rel, bytes);
+            problems.push(format!(
+                "{rel}: {}\n    candidate: {}\n    golden:    {}",
+                bad.join("; "),
+                cand.display(),
+                golden_path(&rel).display()
+            ));
+        }
+    }
+    println!("{}", lines.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "end-to-end golden {pair} differs:\n  {}\n(if the change is intended: PODSTITCH_BLESS=1 cargo test)",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn golden_webm_opus_with_pauses_and_noise_floor_and_ogg_opus() {
+    let (out, report) = render(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fixture("response.ogg")),
+    );
+    check_outputs("webm-ogg", &out, &report);
+    check_pair("webm-ogg", &out);
+}
+
+#[test]
+fn golden_loud_caller_and_quiet_response() {
+    let (rate, speech) = read_wav("speech-s24.wav");
+    let gain = 10f64.powf(10.0 / 20.0);
+    let loud: Vec<f32> = speech
+        .iter()
+        .map(|&s| (f64::from(s) * gain).tanh() as f32)
+        .collect();
+    let (rate8k, resp) = read_wav("speech-8k.wav");
+    let quiet: Vec<f32> = resp
+        .iter()
+        .map(|&s| (f64::from(s) * 10f64.powf(-15.0 / 20.0)) as f32)
+        .collect();
+    let (out, report) = render(
+        Input::Bytes(wav_bytes(rate, &[&loud])),
+        Input::Bytes(wav_bytes(rate8k, &[&quiet])),
+    );
+    // The inputs really are on both sides of the target.
+    println!(
+        "loud caller {:.2} LUFS, quiet response {:.2} LUFS (after trimming)",
+        report.caller.input_integrated_lufs, report.response.input_integrated_lufs
+    );
+    assert!(
+        report.caller.input_integrated_lufs > -13.0,
+        "loud caller measures {}",
+        report.caller.input_integrated_lufs
+    );
+    assert!(
+        report.response.input_integrated_lufs < -30.0,
+        "quiet response measures {}",
+        report.response.input_integrated_lufs
+    );
+    check_outputs("loud-quiet", &out, &report);
+    check_pair("loud-quiet", &out);
+}
