@@ -1,8 +1,11 @@
 //! Command-line flags, parsed into plain values and turned into [`Settings`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use podstitch::http::HttpSettings;
+use podstitch::job::Overrides;
 use podstitch::loudness::LoudnessSettings;
 use podstitch::settings::Mp3Options;
 use podstitch::silence::SilenceSettings;
@@ -26,6 +29,107 @@ pub enum Command {
     /// Measure audio files: duration, rate, channels, loudness, LRA, true
     /// peak, leading silence and pauses over the maximum pause.
     Analyze(AnalyzeArgs),
+    /// The sandbox job: read the contract's environment variables, download
+    /// both recordings, stitch, upload the three MP3s, print one JSON line.
+    /// Run as `call-kent-audio-cli` (a link to this binary) it needs no
+    /// arguments. Flags win over the environment.
+    Job(JobArgs),
+}
+
+/// Flags of `job`: each may replace its environment variable.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// Draft id [env: CALL_KENT_AUDIO_DRAFT_ID].
+    #[arg(long)]
+    pub draft_id: Option<String>,
+    /// Attempt number [env: CALL_KENT_AUDIO_ATTEMPT].
+    #[arg(long)]
+    pub attempt: Option<String>,
+    /// Presigned GET of the caller's recording [env: CALL_AUDIO_URL].
+    #[arg(long)]
+    pub call_url: Option<String>,
+    /// Presigned GET of the response recording [env: RESPONSE_AUDIO_URL].
+    #[arg(long)]
+    pub response_url: Option<String>,
+    /// Presigned PUT for the episode [env: EPISODE_UPLOAD_URL].
+    #[arg(long)]
+    pub episode_upload_url: Option<String>,
+    /// Presigned PUT for the caller segment [env: CALLER_SEGMENT_UPLOAD_URL].
+    #[arg(long)]
+    pub caller_segment_upload_url: Option<String>,
+    /// Presigned PUT for the response segment [env: RESPONSE_SEGMENT_UPLOAD_URL].
+    #[arg(long)]
+    pub response_segment_upload_url: Option<String>,
+    /// Directory with the three bumpers [env: CALL_KENT_AUDIO_ASSETS_DIR, default: /opt/call-kent-audio/assets].
+    #[arg(long, value_name = "DIR")]
+    pub assets_dir: Option<PathBuf>,
+    /// Seconds allowed for the whole job; after that it stops with exit 6.
+    #[arg(long, default_value_t = 840.0)]
+    pub deadline: f64,
+    /// Seconds allowed to connect.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds allowed for each transfer.
+    #[arg(long, default_value_t = 300.0)]
+    pub transfer_timeout: f64,
+    /// Retries after a transient failure (connection refused or reset, timeout, 408, 429, 5xx).
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Seconds before the first retry (doubled for each further one).
+    #[arg(long, default_value_t = 5.0)]
+    pub retry_delay: f64,
+    /// Largest recording accepted for download, bytes.
+    #[arg(long, default_value_t = 2 << 30)]
+    pub max_input_bytes: u64,
+    /// Pipeline settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v < 1e7 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("--{name} must be a positive number of seconds, not {v}"))
+    }
+}
+
+impl JobArgs {
+    /// The flag values that replace environment variables.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            required: [
+                self.draft_id.clone(),
+                self.attempt.clone(),
+                self.call_url.clone(),
+                self.response_url.clone(),
+                self.episode_upload_url.clone(),
+                self.caller_segment_upload_url.clone(),
+                self.response_segment_upload_url.clone(),
+            ],
+            assets_dir: self.assets_dir.clone(),
+        }
+    }
+
+    /// The transfer settings these flags describe.
+    pub fn http(&self) -> Result<HttpSettings, String> {
+        Ok(HttpSettings {
+            connect_timeout: secs("connect-timeout", self.connect_timeout)?,
+            transfer_timeout: secs("transfer-timeout", self.transfer_timeout)?,
+            retries: self.retries,
+            retry_delay: if self.retry_delay == 0.0 {
+                Duration::ZERO
+            } else {
+                secs("retry-delay", self.retry_delay)?
+            },
+            max_download_bytes: self.max_input_bytes,
+        })
+    }
+
+    /// The overall deadline.
+    pub fn deadline(&self) -> Result<Duration, String> {
+        secs("deadline", self.deadline)
+    }
 }
 
 /// Flags of `stitch`.
@@ -162,6 +266,17 @@ mod tests {
             panic!("not stitch")
         };
         assert_eq!(args.settings.to_settings(), Settings::default());
+    }
+
+    #[test]
+    fn job_flag_defaults_are_the_contract() {
+        let cli = Cli::parse_from(["podstitch", "job"]);
+        let Command::Job(args) = cli.command else {
+            panic!("not job")
+        };
+        assert_eq!(args.http().unwrap(), HttpSettings::default());
+        assert_eq!(args.deadline().unwrap(), Duration::from_secs(14 * 60));
+        assert_eq!(args.overrides(), Overrides::default());
     }
 
     #[test]

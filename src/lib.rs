@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 pub mod http;
 pub mod io;
+pub mod job;
 pub mod limiter;
 pub mod loudness;
 pub mod mixer;

@@ -1,9 +1,13 @@
 //! The `podstitch` command: a thin layer over the library.
 //!
-//! Exit status: 0 on success, 1 on any error (the message is one line on stderr),
-//! 2 on a usage error.
+//! Exit status: 0 on success; 1 on a configuration or input error (the
+//! message is one line on stderr); 2 on a usage error; in job mode also 3
+//! (download), 4 (decode/audio), 5 (upload), 6 (deadline), 7 (internal),
+//! 128+N when stopped by signal N. Started under the name
+//! `call-kent-audio-cli` it runs `job` with no arguments needed.
 
 mod cli;
+mod jobproc;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -49,15 +53,11 @@ impl Observer for Stderr {
     }
 }
 
-fn run_stitch(args: &StitchArgs) -> Result<(), String> {
+fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     let settings = args.settings.to_settings();
     let bumpers = match &args.assets {
         Some(dir) => Bumpers::from_dir(dir).map_err(|e| e.to_string())?,
         None => Bumpers::embedded(),
-    };
-    let obs = Stderr {
-        bar: std::io::stderr().is_terminal(),
-        drawn: AtomicBool::new(false),
     };
     let report = stitch_to_dir(
         &args.call,
@@ -65,7 +65,7 @@ fn run_stitch(args: &StitchArgs) -> Result<(), String> {
         bumpers,
         &args.out,
         &settings,
-        &obs,
+        obs,
     )
     .map_err(|e| e.to_string())?;
     obs.log(&format!(
@@ -129,11 +129,27 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), String> {
     failed.map_or(Ok(()), Err)
 }
 
+/// The name the sandbox image runs the binary under.
+const JOB_NAME: &str = "call-kent-audio-cli";
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == JOB_NAME);
+    if invoked_as {
+        args.insert(1, "job".into());
+    }
+    let cli = Cli::parse_from(args);
+    let obs = Stderr {
+        bar: std::io::stderr().is_terminal(),
+        drawn: AtomicBool::new(false),
+    };
     let result = match &cli.command {
-        Command::Stitch(a) => run_stitch(a),
+        Command::Stitch(a) => run_stitch(a, &obs),
         Command::Analyze(a) => run_analyze(a),
+        Command::Job(a) => return jobproc::run(a, &obs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,272 @@
+//! The sandbox job: the environment contract of the one-shot command that a
+//! queue worker runs, end to end: check the configuration, download both
+//! recordings, stitch, upload the three MP3s, report.
+//!
+//! The process-level parts (signals, the overall deadline, exit codes) live
+//! in the binary; this module does the work and classifies every failure so
+//! the binary can map it to its exit status.
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+
+use crate::http::{parse_url, redact, Http, HttpSettings};
+use crate::io::{Bumpers, BUMPER_FILES, OUTPUT_FILES};
+use crate::pipeline::stitch_to_dir;
+use crate::report::Observer;
+use crate::settings::Settings;
+
+/// The required variables, in the order they are checked.
+pub const REQUIRED_ENV: [&str; 7] = [
+    "CALL_KENT_AUDIO_DRAFT_ID",
+    "CALL_KENT_AUDIO_ATTEMPT",
+    "CALL_AUDIO_URL",
+    "RESPONSE_AUDIO_URL",
+    "EPISODE_UPLOAD_URL",
+    "CALLER_SEGMENT_UPLOAD_URL",
+    "RESPONSE_SEGMENT_UPLOAD_URL",
+];
+/// The optional variable naming the bumpers' directory.
+pub const ASSETS_ENV: &str = "CALL_KENT_AUDIO_ASSETS_DIR";
+/// The bumpers' directory when [`ASSETS_ENV`] is not set.
+pub const DEFAULT_ASSETS_DIR: &str = "/opt/call-kent-audio/assets";
+
+/// Values given as flags; each wins over its environment variable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Values for [`REQUIRED_ENV`], in the same order.
+    pub required: [Option<String>; 7],
+    /// The bumpers' directory.
+    pub assets_dir: Option<PathBuf>,
+}
+
+/// Why the job failed; decides the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A variable, flag, URL or asset is missing or invalid (exit 1).
+    Config,
+    /// A download failed (exit 3).
+    Download,
+    /// A recording or bumper could not be decoded or processed (exit 4).
+    Audio,
+    /// An upload failed (exit 5).
+    Upload,
+    /// The overall deadline passed (exit 6).
+    Deadline,
+    /// The machine failed us: temporary files, threads (exit 7).
+    Internal,
+}
+
+impl FailureKind {
+    /// The process exit status for this kind of failure.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            FailureKind::Config => 1,
+            FailureKind::Download => 3,
+            FailureKind::Audio => 4,
+            FailureKind::Upload => 5,
+            FailureKind::Deadline => 6,
+            FailureKind::Internal => 7,
+        }
+    }
+}
+
+/// A failed job: what kind of failure, and the one line to print.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    /// The class of failure.
+    pub kind: FailureKind,
+    /// One line, naming what failed; never a URL's query string.
+    pub message: String,
+}
+
+fn fail(kind: FailureKind, message: impl Into<String>) -> JobError {
+    JobError {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// A checked configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// The draft's id (for logs).
+    pub draft_id: String,
+    /// The attempt number (for logs).
+    pub attempt: String,
+    /// Presigned GET of the caller's recording.
+    pub call_url: Url,
+    /// Presigned GET of the response recording.
+    pub response_url: Url,
+    /// Presigned PUTs of the episode, caller segment and response segment.
+    pub upload_urls: [Url; 3],
+    /// Directory of the three bumpers.
+    pub assets_dir: PathBuf,
+    /// Transfers.
+    pub http: HttpSettings,
+    /// The audio pipeline.
+    pub settings: Settings,
+    /// Time allowed for the whole job.
+    pub deadline: Duration,
+}
+
+/// Checks the configuration as the contract says: the required variables in
+/// order (a flag in `over` wins; an empty value counts as missing), then the
+/// URLs, then the three bumper files. `env` reads the environment.
+pub fn configure(
+    over: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    http: HttpSettings,
+    settings: Settings,
+    deadline: Duration,
+) -> Result<JobConfig, JobError> {
+    let mut values: Vec<String> = Vec::with_capacity(REQUIRED_ENV.len());
+    for (name, flag) in REQUIRED_ENV.iter().zip(&over.required) {
+        let v = flag.clone().or_else(|| env(name)).filter(|v| !v.is_empty());
+        match v {
+            Some(v) => values.push(v),
+            None => {
+                return Err(fail(
+                    FailureKind::Config,
+                    format!("Missing required env var: {name}"),
+                ))
+            }
+        }
+    }
+    let url = |i: usize| parse_url(REQUIRED_ENV[i], &values[i]).map_err(|e| fail(FailureKind::Config, e.0));
+    let (call_url, response_url) = (url(2)?, url(3)?);
+    let upload_urls = [url(4)?, url(5)?, url(6)?];
+    let assets_dir = over
+        .assets_dir
+        .clone()
+        .or_else(|| env(ASSETS_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ASSETS_DIR));
+    for f in BUMPER_FILES {
+        let p = assets_dir.join(f);
+        if !p.is_file() {
+            return Err(fail(
+                FailureKind::Config,
+                format!("Missing required file: {}", p.display()),
+            ));
+        }
+    }
+    settings
+        .validate()
+        .map_err(|e| fail(FailureKind::Config, e.to_string()))?;
+    Ok(JobConfig {
+        draft_id: values[0].clone(),
+        attempt: values[1].clone(),
+        call_url,
+        response_url,
+        upload_urls,
+        assets_dir,
+        http,
+        settings,
+        deadline,
+    })
+}
+
+fn join<T>(h: thread::ScopedJoinHandle<'_, Result<T, JobError>>) -> Result<T, JobError> {
+    h.join()
+        .unwrap_or_else(|_| Err(fail(FailureKind::Internal, "internal error: a worker thread panicked")))
+}
+
+/// Runs the job in the (private, empty) directory `work`, which the caller
+/// removes afterwards. Returns the JSON object to print: the stitch report
+/// with each size equal to the bytes uploaded, and the time of each stage.
+pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -> Result<serde_json::Value, JobError> {
+    let deadline = started + cfg.deadline;
+    let http = Http::new(cfg.http.clone()).map_err(|e| fail(FailureKind::Internal, e.0))?;
+    obs.log(&format!(
+        "Downloading Call Kent audio inputs for draft {} (attempt {})",
+        cfg.draft_id, cfg.attempt
+    ));
+    let t = Instant::now();
+    let call = work.join("call.input");
+    let response = work.join("response.input");
+    let (a, b) = thread::scope(|s| {
+        let a = s.spawn(|| {
+            http.download("caller recording download", &cfg.call_url, &call, deadline)
+                .map_err(|e| fail(FailureKind::Download, e.0))
+        });
+        let b = http
+            .download("response recording download", &cfg.response_url, &response, deadline)
+            .map_err(|e| fail(FailureKind::Download, e.0));
+        (join(a), b)
+    });
+    let (call_bytes, response_bytes) = (a?, b?);
+    let download_s = t.elapsed().as_secs_f64();
+    obs.log(&format!(
+        "download: {download_s:.2} s (caller {call_bytes} bytes, response {response_bytes} bytes)"
+    ));
+
+    obs.log("Running FFmpeg stitching pipeline");
+    let t = Instant::now();
+    let mut settings = cfg.settings.clone();
+    settings.temp_dir = Some(work.to_path_buf());
+    let out = work.join("out");
+    let bumpers = Bumpers::from_dir(&cfg.assets_dir).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
+    // Errors name the recordings by their (redacted) URLs, not by the
+    // temporary files they were downloaded to.
+    let readable = |e: crate::Error| {
+        let msg = e
+            .to_string()
+            .replace(&call.display().to_string(), &redact(&cfg.call_url))
+            .replace(&response.display().to_string(), &redact(&cfg.response_url));
+        fail(FailureKind::Audio, msg)
+    };
+    let report = stitch_to_dir(&call, &response, bumpers, &out, &settings, obs).map_err(readable)?;
+    let stitch_s = t.elapsed().as_secs_f64();
+    obs.log(&format!("stitch: {stitch_s:.2} s"));
+    if Instant::now() >= deadline {
+        return Err(fail(
+            FailureKind::Deadline,
+            format!(
+                "the job deadline of {} s passed before the upload; stopping rather than uploading to URLs that may have expired",
+                cfg.deadline.as_secs()
+            ),
+        ));
+    }
+
+    obs.log("Uploading stitched audio outputs");
+    let t = Instant::now();
+    let names = ["episode upload", "caller segment upload", "response segment upload"];
+    let files = OUTPUT_FILES.map(|f| out.join(f));
+    let sizes = thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let (http, files, names) = (&http, &files, &names);
+                s.spawn(move || {
+                    http.upload(names[i], &cfg.upload_urls[i], &files[i], deadline)
+                        .map_err(|e| fail(FailureKind::Upload, e.0))
+                })
+            })
+            .collect();
+        handles.into_iter().map(join).collect::<Result<Vec<u64>, JobError>>()
+    })?;
+    let upload_s = t.elapsed().as_secs_f64();
+    obs.log(&format!("upload: {upload_s:.2} s"));
+
+    let expected = [
+        report.episode_audio_size,
+        report.caller_segment_audio_size,
+        report.response_segment_audio_size,
+    ];
+    if sizes != expected {
+        return Err(fail(
+            FailureKind::Internal,
+            format!("uploaded sizes {sizes:?} differ from the files written {expected:?}"),
+        ));
+    }
+    let mut json = serde_json::to_value(&report).map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
+    if let Some(t) = json.get_mut("timings").and_then(|t| t.as_object_mut()) {
+        t.insert("downloadS".into(), download_s.into());
+        t.insert("stitchS".into(), stitch_s.into());
+        t.insert("uploadS".into(), upload_s.into());
+        t.insert("totalS".into(), started.elapsed().as_secs_f64().into());
+    }
+    Ok(json)
+}

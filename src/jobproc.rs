@@ -1,0 +1,83 @@
+//! The process around the job: configuration from flags and environment,
+//! the private temporary directory, SIGTERM, the overall deadline and the
+//! exit status. The work itself is `podstitch::job`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use podstitch::job::{self, FailureKind};
+use podstitch::spool::TempDir;
+use podstitch::Observer;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::cli::JobArgs;
+
+fn exit_with(kind: FailureKind, message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(kind.exit_code())
+}
+
+/// Runs the job as the sandbox does; returns the process exit status.
+pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
+    let started = Instant::now();
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = args.settings.to_settings();
+    let (http, deadline) = match (args.http(), args.deadline()) {
+        (Ok(h), Ok(d)) => (h, d),
+        (Err(e), _) | (_, Err(e)) => return exit_with(FailureKind::Config, &e),
+    };
+    let cfg = match job::configure(&args.overrides(), &env, http, settings, deadline) {
+        Ok(c) => c,
+        Err(e) => return exit_with(e.kind, &e.message),
+    };
+    let tmp = match TempDir::new(cfg.settings.temp_dir.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return exit_with(FailureKind::Internal, &format!("temporary directory: {e}")),
+    };
+    let path = tmp.path().to_path_buf();
+
+    // A signal removes the temporary files and ends the process at once:
+    // nothing more is downloaded or uploaded.
+    match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(mut signals) => {
+            let path = path.clone();
+            thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    let _ = std::fs::remove_dir_all(&path);
+                    eprintln!("stopped by signal {sig}: temporary files removed");
+                    std::process::exit(128 + sig);
+                }
+            });
+        }
+        Err(e) => return exit_with(FailureKind::Internal, &format!("signal handler: {e}")),
+    }
+    // The deadline: stop rather than upload to presigned URLs that expired.
+    let (done, watch) = mpsc::channel::<()>();
+    let watch_path: PathBuf = path.clone();
+    thread::spawn(move || {
+        let left = deadline.saturating_sub(started.elapsed());
+        if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(left) {
+            let _ = std::fs::remove_dir_all(&watch_path);
+            eprintln!(
+                "the job deadline of {} s passed; stopped before uploading to URLs that may have expired",
+                deadline.as_secs_f64()
+            );
+            std::process::exit(i32::from(FailureKind::Deadline.exit_code()));
+        }
+    });
+
+    let result = job::run(&cfg, &path, started, obs);
+    let _ = done.send(());
+    drop(tmp);
+    match result {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => exit_with(e.kind, &e.message),
+    }
+}
