@@ -90,7 +90,9 @@ fn secs(name: &str, v: f64) -> Result<Duration, String> {
     if v.is_finite() && v > 0.0 && v < 1e7 {
         Ok(Duration::from_secs_f64(v))
     } else {
-        Err(format!("--{name} must be a positive number of seconds, not {v}"))
+        Err(format!(
+            "--{name} must be a positive number of seconds, not {v}"
+        ))
     }
 }
 

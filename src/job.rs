@@ -136,7 +136,9 @@ pub fn configure(
             }
         }
     }
-    let url = |i: usize| parse_url(REQUIRED_ENV[i], &values[i]).map_err(|e| fail(FailureKind::Config, e.0));
+    let url = |i: usize| {
+        parse_url(REQUIRED_ENV[i], &values[i]).map_err(|e| fail(FailureKind::Config, e.0))
+    };
     let (call_url, response_url) = (url(2)?, url(3)?);
     let upload_urls = [url(4)?, url(5)?, url(6)?];
     let assets_dir = over
@@ -170,14 +172,23 @@ pub fn configure(
 }
 
 fn join<T>(h: thread::ScopedJoinHandle<'_, Result<T, JobError>>) -> Result<T, JobError> {
-    h.join()
-        .unwrap_or_else(|_| Err(fail(FailureKind::Internal, "internal error: a worker thread panicked")))
+    h.join().unwrap_or_else(|_| {
+        Err(fail(
+            FailureKind::Internal,
+            "internal error: a worker thread panicked",
+        ))
+    })
 }
 
 /// Runs the job in the (private, empty) directory `work`, which the caller
 /// removes afterwards. Returns the JSON object to print: the stitch report
 /// with each size equal to the bytes uploaded, and the time of each stage.
-pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -> Result<serde_json::Value, JobError> {
+pub fn run(
+    cfg: &JobConfig,
+    work: &Path,
+    started: Instant,
+    obs: &dyn Observer,
+) -> Result<serde_json::Value, JobError> {
     let deadline = started + cfg.deadline;
     let http = Http::new(cfg.http.clone()).map_err(|e| fail(FailureKind::Internal, e.0))?;
     obs.log(&format!(
@@ -193,7 +204,12 @@ pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -
                 .map_err(|e| fail(FailureKind::Download, e.0))
         });
         let b = http
-            .download("response recording download", &cfg.response_url, &response, deadline)
+            .download(
+                "response recording download",
+                &cfg.response_url,
+                &response,
+                deadline,
+            )
             .map_err(|e| fail(FailureKind::Download, e.0));
         (join(a), b)
     });
@@ -208,7 +224,8 @@ pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -
     let mut settings = cfg.settings.clone();
     settings.temp_dir = Some(work.to_path_buf());
     let out = work.join("out");
-    let bumpers = Bumpers::from_dir(&cfg.assets_dir).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
+    let bumpers =
+        Bumpers::from_dir(&cfg.assets_dir).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
     // Errors name the recordings by their (redacted) URLs, not by the
     // temporary files they were downloaded to.
     let readable = |e: crate::Error| {
@@ -218,7 +235,8 @@ pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -
             .replace(&response.display().to_string(), &redact(&cfg.response_url));
         fail(FailureKind::Audio, msg)
     };
-    let report = stitch_to_dir(&call, &response, bumpers, &out, &settings, obs).map_err(readable)?;
+    let report =
+        stitch_to_dir(&call, &response, bumpers, &out, &settings, obs).map_err(readable)?;
     let stitch_s = t.elapsed().as_secs_f64();
     obs.log(&format!("stitch: {stitch_s:.2} s"));
     if Instant::now() >= deadline {
@@ -233,7 +251,11 @@ pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -
 
     obs.log("Uploading stitched audio outputs");
     let t = Instant::now();
-    let names = ["episode upload", "caller segment upload", "response segment upload"];
+    let names = [
+        "episode upload",
+        "caller segment upload",
+        "response segment upload",
+    ];
     let files = OUTPUT_FILES.map(|f| out.join(f));
     let sizes = thread::scope(|s| {
         let handles: Vec<_> = (0..3)
@@ -245,7 +267,10 @@ pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -
                 })
             })
             .collect();
-        handles.into_iter().map(join).collect::<Result<Vec<u64>, JobError>>()
+        handles
+            .into_iter()
+            .map(join)
+            .collect::<Result<Vec<u64>, JobError>>()
     })?;
     let upload_s = t.elapsed().as_secs_f64();
     obs.log(&format!("upload: {upload_s:.2} s"));
@@ -261,7 +286,8 @@ pub fn run(cfg: &JobConfig, work: &Path, started: Instant, obs: &dyn Observer) -
             format!("uploaded sizes {sizes:?} differ from the files written {expected:?}"),
         ));
     }
-    let mut json = serde_json::to_value(&report).map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
+    let mut json =
+        serde_json::to_value(&report).map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
     if let Some(t) = json.get_mut("timings").and_then(|t| t.as_object_mut()) {
         t.insert("downloadS".into(), download_s.into());
         t.insert("stitchS".into(), stitch_s.into());

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -15,6 +15,17 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::cli::JobArgs;
+
+/// Held by whoever ends the process (the job, the deadline watchdog or the
+/// signal handler), so exactly one of them reports and sets the exit status.
+static ENDING: Mutex<()> = Mutex::new(());
+
+fn deadline_message(deadline: std::time::Duration) -> String {
+    format!(
+        "the job deadline of {} s passed; stopped before uploading to URLs that may have expired",
+        deadline.as_secs_f64()
+    )
+}
 
 fn exit_with(kind: FailureKind, message: &str) -> ExitCode {
     eprintln!("{message}");
@@ -47,6 +58,7 @@ pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
             let path = path.clone();
             thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
+                    let _guard = ENDING.lock();
                     let _ = std::fs::remove_dir_all(&path);
                     eprintln!("stopped by signal {sig}: temporary files removed");
                     std::process::exit(128 + sig);
@@ -61,22 +73,25 @@ pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
     thread::spawn(move || {
         let left = deadline.saturating_sub(started.elapsed());
         if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(left) {
+            let _guard = ENDING.lock();
             let _ = std::fs::remove_dir_all(&watch_path);
-            eprintln!(
-                "the job deadline of {} s passed; stopped before uploading to URLs that may have expired",
-                deadline.as_secs_f64()
-            );
+            eprintln!("{}", deadline_message(deadline));
             std::process::exit(i32::from(FailureKind::Deadline.exit_code()));
         }
     });
 
     let result = job::run(&cfg, &path, started, obs);
+    let _guard = ENDING.lock();
     let _ = done.send(());
     drop(tmp);
     match result {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
+        }
+        // A transfer cut short by the deadline is the deadline's failure.
+        Err(_) if started.elapsed() >= deadline => {
+            exit_with(FailureKind::Deadline, &deadline_message(deadline))
         }
         Err(e) => exit_with(e.kind, &e.message),
     }

@@ -1,0 +1,532 @@
+//! The job mode against real HTTP servers on 127.0.0.1, run exactly as the
+//! worker runs it: the binary under the name `call-kent-audio-cli`, no
+//! arguments, configuration only in the environment (plus short timeouts as
+//! flags where a test needs them).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use podstitch::audio::{Block, Source};
+use podstitch::decode::Decoder;
+
+const SECRET: &str = "X-Amz-Signature=SECRETSECRET0123";
+
+/// What the test server answers.
+#[derive(Clone)]
+enum Reply {
+    /// Status and body.
+    Data(u16, Vec<u8>),
+    /// Hold the request this long without answering.
+    Stall(Duration),
+}
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    url: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+type Route = Arc<dyn Fn(&str, &str, usize) -> Reply + Send + Sync>;
+
+struct TestServer {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestServer {
+    /// `route(method, path, nth)` decides each answer; `nth` counts earlier
+    /// requests to the same method and path.
+    fn start(route: Route) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let log = seen.clone();
+        thread::spawn(move || loop {
+            let Ok(mut req) = server.recv() else { return };
+            let (log, route, counts) = (log.clone(), route.clone(), counts.clone());
+            thread::spawn(move || {
+                let method = req.method().as_str().to_string();
+                let url = req.url().to_string();
+                let path = url.split('?').next().unwrap_or("").to_string();
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.field.as_str().as_str().to_ascii_lowercase(),
+                            h.value.as_str().to_string(),
+                        )
+                    })
+                    .collect();
+                let mut body = Vec::new();
+                let _ = req.as_reader().read_to_end(&mut body);
+                let nth = {
+                    let mut c = counts.lock().unwrap();
+                    let n = c.entry(format!("{method} {path}")).or_insert(0);
+                    *n += 1;
+                    *n - 1
+                };
+                log.lock().unwrap().push(Seen {
+                    method: method.clone(),
+                    url,
+                    headers,
+                    body,
+                });
+                match route(&method, &path, nth) {
+                    Reply::Data(status, data) => {
+                        let _ = req
+                            .respond(tiny_http::Response::from_data(data).with_status_code(status));
+                    }
+                    Reply::Stall(d) => {
+                        thread::sleep(d);
+                        drop(req);
+                    }
+                }
+            });
+        });
+        TestServer {
+            base: format!("http://127.0.0.1:{port}"),
+            seen,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}?{SECRET}&X-Amz-Expires=900", self.base)
+    }
+
+    fn puts(&self) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == "PUT")
+            .cloned()
+            .collect()
+    }
+
+    fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// A server that serves the two fixture recordings and accepts the three PUTs.
+fn happy_route() -> Route {
+    let call = std::fs::read(repo("fixtures/caller.webm")).unwrap();
+    let resp = std::fs::read(repo("fixtures/response.ogg")).unwrap();
+    Arc::new(move |method, path, _| match (method, path) {
+        ("GET", "/call.mp3") => Reply::Data(200, call.clone()),
+        ("GET", "/response.mp3") => Reply::Data(200, resp.clone()),
+        ("PUT", _) => Reply::Data(200, Vec::new()),
+        _ => Reply::Data(404, b"no such key".to_vec()),
+    })
+}
+
+static RUN: AtomicUsize = AtomicUsize::new(0);
+
+/// A private scratch directory for one run (the job's temporary base).
+fn scratch() -> PathBuf {
+    let n = RUN.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("podstitch-jobtest-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The binary under the worker's name, in `dir`.
+fn worker_binary(dir: &Path) -> PathBuf {
+    let link = dir.join("call-kent-audio-cli");
+    if !link.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_podstitch"), &link).unwrap();
+    }
+    link
+}
+
+fn contract_env(s: &TestServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("CALL_KENT_AUDIO_DRAFT_ID", "draft-42".to_string()),
+        ("CALL_KENT_AUDIO_ATTEMPT", "2".to_string()),
+        ("CALL_AUDIO_URL", s.url("/call.mp3")),
+        ("RESPONSE_AUDIO_URL", s.url("/response.mp3")),
+        ("EPISODE_UPLOAD_URL", s.url("/up/episode.mp3")),
+        ("CALLER_SEGMENT_UPLOAD_URL", s.url("/up/caller.mp3")),
+        ("RESPONSE_SEGMENT_UPLOAD_URL", s.url("/up/response.mp3")),
+        (
+            "CALL_KENT_AUDIO_ASSETS_DIR",
+            repo("assets").display().to_string(),
+        ),
+    ]
+}
+
+/// Runs the worker binary with `env` (nothing else from the test's
+/// environment) and extra flags; its temporary files go under `tmp`.
+fn run_job(env: &[(&str, String)], flags: &[&str], tmp: &Path) -> Output {
+    let mut cmd = Command::new(worker_binary(tmp));
+    cmd.env_clear()
+        .args(flags)
+        .arg("--temp-dir")
+        .arg(tmp.join("work"));
+    std::fs::create_dir_all(tmp.join("work")).unwrap();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Nothing left in the job's temporary base, and no secret anywhere.
+fn assert_clean(o: &Output, tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp.join("work")).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    for s in [text(&o.stdout), text(&o.stderr)] {
+        assert!(!s.contains("SECRETSECRET"), "secret leaked: {s}");
+    }
+}
+
+fn decoded_frames(bytes: &[u8]) -> u64 {
+    let mut d = Decoder::open_bytes("upload", bytes.to_vec()).unwrap();
+    let mut b = Block::default();
+    let mut n = 0;
+    while d.read(&mut b).unwrap() {
+        n += b.frames() as u64;
+    }
+    n
+}
+
+#[test]
+fn success_uploads_three_valid_mp3s_and_prints_their_sizes() {
+    let s = TestServer::start(happy_route());
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for line in [
+        "Downloading Call Kent audio inputs for draft draft-42 (attempt 2)",
+        "Running FFmpeg stitching pipeline",
+        "Uploading stitched audio outputs",
+    ] {
+        assert!(
+            err.lines().any(|l| l == line),
+            "missing log line {line:?} in {err}"
+        );
+    }
+    let out = text(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "stdout must be one line: {out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let puts = s.puts();
+    assert_eq!(puts.len(), 3);
+    for (key, path) in [
+        ("episodeAudioSize", "/up/episode.mp3"),
+        ("callerSegmentAudioSize", "/up/caller.mp3"),
+        ("responseSegmentAudioSize", "/up/response.mp3"),
+    ] {
+        let p = puts.iter().find(|p| p.url.starts_with(path)).unwrap();
+        assert!(
+            p.url.contains(SECRET),
+            "the presigned query is sent as given"
+        );
+        assert_eq!(
+            p.headers.get("content-type").map(String::as_str),
+            Some("audio/mpeg")
+        );
+        assert_eq!(
+            p.headers.get("content-length"),
+            Some(&p.body.len().to_string())
+        );
+        assert!(!p.headers.contains_key("expect"), "no Expect: 100-continue");
+        assert!(!p.headers.contains_key("transfer-encoding"), "not chunked");
+        assert_eq!(v[key].as_u64(), Some(p.body.len() as u64), "{key}");
+        assert!(p.body.len() > 1000 && p.body.starts_with(b"ID3"));
+        assert!(decoded_frames(&p.body) > 44100);
+    }
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn each_missing_or_empty_variable_is_named_before_any_request() {
+    let s = TestServer::start(happy_route());
+    let full = contract_env(&s);
+    for (i, (name, _)) in full.iter().enumerate().take(7) {
+        for empty in [false, true] {
+            let tmp = scratch();
+            let mut env = full.clone();
+            if empty {
+                env[i].1 = String::new();
+            } else {
+                env.remove(i);
+            }
+            let o = run_job(&env, &[], &tmp);
+            assert_eq!(o.status.code(), Some(1), "{name}");
+            assert_eq!(
+                text(&o.stderr).trim(),
+                format!("Missing required env var: {name}")
+            );
+            assert!(o.stdout.is_empty());
+        }
+    }
+    assert_eq!(
+        s.requests(),
+        0,
+        "no network access on a configuration error"
+    );
+}
+
+#[test]
+fn a_missing_asset_is_named_before_any_request() {
+    let s = TestServer::start(happy_route());
+    let tmp = scratch();
+    let assets = tmp.join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    for f in ["intro.mp3", "interstitial.mp3"] {
+        std::fs::copy(repo("assets").join(f), assets.join(f)).unwrap();
+    }
+    let mut env = contract_env(&s);
+    env[7].1 = assets.display().to_string();
+    let o = run_job(&env, &[], &tmp);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr).trim(),
+        format!(
+            "Missing required file: {}",
+            assets.join("outro.mp3").display()
+        )
+    );
+    assert_eq!(s.requests(), 0);
+}
+
+#[test]
+fn download_404_fails_at_once_and_uploads_nothing() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/response.mp3" {
+            Reply::Data(404, b"<Error><Code>NoSuchKey</Code></Error>".to_vec())
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let t = Instant::now();
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    assert_eq!(o.status.code(), Some(3));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("404") && err.contains("response recording download"),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "a 404 is not retried (retry delay is 5 s)"
+    );
+    assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn two_503s_then_200_succeeds() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/call.mp3" && n < 2 {
+            Reply::Data(503, b"slow down".to_vec())
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &["--retry-delay", "0.05"], &tmp);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let gets = s
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.starts_with("/call.mp3"))
+        .count();
+    assert_eq!(gets, 3);
+    assert_eq!(s.puts().len(), 3);
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn a_stalled_download_fails_after_the_timeout() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/call.mp3" {
+            Reply::Stall(Duration::from_secs(20))
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let t = Instant::now();
+    let o = run_job(
+        &contract_env(&s),
+        &[
+            "--transfer-timeout",
+            "1",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "0.1",
+        ],
+        &tmp,
+    );
+    let elapsed = t.elapsed();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("caller recording download") && err.contains("timed out"),
+        "{err}"
+    );
+    assert!(err.contains("after 2 attempts"), "{err}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn an_upload_403_fails_with_the_status() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if m == "PUT" && p == "/up/caller.mp3" {
+            Reply::Data(
+                403,
+                b"<Error><Code>SignatureDoesNotMatch</Code></Error>".to_vec(),
+            )
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    assert_eq!(o.status.code(), Some(5));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("403") && err.contains("caller segment upload"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn bad_audio_fails_with_the_recording_named_and_nothing_uploaded() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/call.mp3" {
+            Reply::Data(200, b"<html><body>Access denied</body></html>".to_vec())
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    assert_eq!(o.status.code(), Some(4));
+    let err = text(&o.stderr);
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("caller recording (http://127.0.0.1:"),
+        "{err}"
+    );
+    assert!(last.contains("/call.mp3)"), "{err}");
+    assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn non_http_urls_are_refused() {
+    let s = TestServer::start(happy_route());
+    let mut env = contract_env(&s);
+    env[2].1 = format!("file:///etc/passwd?{SECRET}");
+    let tmp = scratch();
+    let o = run_job(&env, &[], &tmp);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("CALL_AUDIO_URL: scheme file:"));
+    assert_clean(&o, &tmp);
+    assert_eq!(s.requests(), 0);
+}
+
+#[test]
+fn sigterm_removes_the_temporary_directory() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/call.mp3" {
+            Reply::Stall(Duration::from_secs(30))
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    std::fs::create_dir_all(tmp.join("work")).unwrap();
+    let mut cmd = Command::new(worker_binary(&tmp));
+    cmd.env_clear().arg("--temp-dir").arg(tmp.join("work"));
+    for (k, v) in contract_env(&s) {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the job has made its directory and the download is stalled.
+    let t = Instant::now();
+    while std::fs::read_dir(tmp.join("work")).unwrap().count() == 0 || s.requests() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(20), "job did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(128 + 15), "{}", text(&o.stderr));
+    assert_clean(&o, &tmp);
+    assert!(s.puts().is_empty());
+}
+
+#[test]
+fn the_deadline_stops_the_job() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/response.mp3" {
+            Reply::Stall(Duration::from_secs(30))
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let t = Instant::now();
+    let o = run_job(&contract_env(&s), &["--deadline", "1.5"], &tmp);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("deadline"));
+    assert!(t.elapsed() < Duration::from_secs(8));
+    assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn flags_win_over_the_environment() {
+    let s = TestServer::start(happy_route());
+    let mut env = contract_env(&s);
+    env[2].1 = s.url("/missing.mp3");
+    let good = s.url("/call.mp3");
+    let tmp = scratch();
+    let o = run_job(&env, &["--call-url", &good], &tmp);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
