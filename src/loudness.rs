@@ -207,6 +207,12 @@ impl Meter {
         })
     }
 
+    /// Momentary loudness (the last 400 ms, EBU Tech 3341 §2.2) in LUFS;
+    /// −inf before 400 ms of audio or in digital silence.
+    pub fn momentary(&self) -> Result<f64> {
+        self.r128.loudness_momentary().map_err(r128_err)
+    }
+
     /// The short-term loudness series (one value per hop), if kept.
     pub fn take_series(&mut self) -> Vec<f32> {
         self.series.take().unwrap_or_default()

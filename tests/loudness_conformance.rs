@@ -6,8 +6,8 @@
 //! short-term loudness, ±1 LU for the loudness range, +0.2/−0.4 dB for true
 //! peak.
 //!
-//! Not covered: momentary loudness (cases 12–14; the meter does not expose
-//! it), short-term maxima of cases 10–11 (they need the EBU's noise files),
+//! Momentary loudness is checked on steady tones (the stationary part of
+//! cases 1–2 read through the 400 ms window). Not covered: short-term maxima of cases 10–11 (they need the EBU's noise files),
 //! case 6 (5.0 channels: podstitch measures mono and stereo only and sets no
 //! surround channel map) and the authentic-programme cases 7–8 / 3342 5–6
 //! (recordings not in the tree).
@@ -63,6 +63,31 @@ impl Signal {
         }
         let meas = m.measurement().expect("measurement");
         (meas, m.take_series())
+    }
+}
+
+#[test]
+fn momentary_loudness_of_steady_tones() {
+    // A steady tone reads the same over any 400 ms window as over the whole:
+    // -23 / -33 dBFS stereo 1 kHz sines give -23 / -33 LUFS momentary, at
+    // both common rates, read after 1 s, 2.5 s and 5 s.
+    for rate in [44100, 48000] {
+        for level in [-23.0, -33.0] {
+            let sig = Signal::new(rate).tone(1000.0, level, 5.0);
+            let mut m = Meter::new(2, rate, INTEGRATED).expect("meter");
+            let mut fed = 0usize;
+            for secs in [1.0, 2.5, 5.0] {
+                let upto = (secs * f64::from(rate)) as usize;
+                m.add(&[&sig.l[fed..upto], &sig.r[fed..upto]]).expect("add");
+                fed = upto;
+                let got = m.momentary().expect("momentary");
+                println!("momentary {rate} Hz {level} dBFS after {secs} s: {got:.3} LUFS");
+                assert!(
+                    (got - level).abs() <= 0.1,
+                    "{rate} Hz {level} dBFS at {secs} s: {got:.3}"
+                );
+            }
+        }
     }
 }
 
