@@ -65,6 +65,13 @@ impl Block {
         self.chans.iter().map(Vec::as_slice).collect()
     }
 
+    /// Releases spare capacity (for blocks kept for a long time).
+    pub fn shrink_to_fit(&mut self) {
+        for c in &mut self.chans {
+            c.shrink_to_fit();
+        }
+    }
+
     /// Drops all frames, keeping the channel count and the allocations.
     pub fn clear(&mut self) {
         for c in &mut self.chans {
@@ -115,6 +122,53 @@ impl MemorySource {
 }
 
 impl Source for MemorySource {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn channels(&self) -> usize {
+        self.data.channels()
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        block.reset(self.data.channels());
+        let end = (self.pos + self.chunk).min(self.data.frames());
+        if end == self.pos {
+            return Ok(false);
+        }
+        for c in 0..self.data.channels() {
+            block
+                .channel_mut(c)
+                .extend_from_slice(&self.data.channel(c)[self.pos..end]);
+        }
+        self.pos = end;
+        Ok(true)
+    }
+}
+
+/// A [`Source`] over a borrowed block, handed out in chunks (no copy of the
+/// whole block: the episode reads the bumpers this way on every render).
+#[derive(Debug, Clone)]
+pub struct BlockSource<'a> {
+    rate: u32,
+    data: &'a Block,
+    pos: usize,
+    chunk: usize,
+}
+
+impl<'a> BlockSource<'a> {
+    /// Yields `data` at `rate` Hz, `chunk` frames per read (at least 1).
+    pub fn new(rate: u32, data: &'a Block, chunk: usize) -> Self {
+        BlockSource {
+            rate,
+            data,
+            pos: 0,
+            chunk: chunk.max(1),
+        }
+    }
+}
+
+impl Source for BlockSource<'_> {
     fn sample_rate(&self) -> u32 {
         self.rate
     }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Instant;
 
-use crate::audio::{Block, MemorySource, Mono, Source};
+use crate::audio::{Block, BlockSource, Mono, Source};
 use crate::decode::Decoder;
 use crate::encode::{Mp3Settings, Mp3Writer};
 use crate::error::{Error, Result, Stage};
@@ -223,6 +223,7 @@ fn load_bumper(subject: &str, input: Input, rate: u32) -> Result<Block> {
     if all.is_empty() {
         return Err(Error::stage(subject, Stage::Decode, "contains no audio"));
     }
+    all.shrink_to_fit();
     Ok(all)
 }
 
@@ -268,9 +269,9 @@ fn encode_episode<S: Sink>(
         sample_rate: rate,
         quality: settings.episode_mp3.quality,
     };
-    let mut intro = MemorySource::new(rate, bumpers[0].clone(), 4096);
-    let mut inter = MemorySource::new(rate, bumpers[1].clone(), 4096);
-    let mut outro = MemorySource::new(rate, bumpers[2].clone(), 4096);
+    let mut intro = BlockSource::new(rate, &bumpers[0], 4096);
+    let mut inter = BlockSource::new(rate, &bumpers[1], 4096);
+    let mut outro = BlockSource::new(rate, &bumpers[2], 4096);
     let mut call = processed(caller, rate, ceiling)?;
     let mut resp = processed(response, rate, ceiling)?;
     let lens = [
