@@ -23,6 +23,8 @@ enum Reply {
     Data(u16, Vec<u8>),
     /// Hold the request this long without answering.
     Stall(Duration),
+    /// 302 to this location.
+    Redirect(String),
 }
 
 /// One request the server saw.
@@ -89,6 +91,10 @@ impl TestServer {
                     Reply::Stall(d) => {
                         thread::sleep(d);
                         drop(req);
+                    }
+                    Reply::Redirect(to) => {
+                        let h = tiny_http::Header::from_bytes("Location", to.as_bytes()).unwrap();
+                        let _ = req.respond(tiny_http::Response::empty(302).with_header(h));
                     }
                 }
             });
@@ -529,4 +535,32 @@ fn flags_win_over_the_environment() {
     let tmp = scratch();
     let o = run_job(&env, &["--call-url", &good], &tmp);
     assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn redirects_are_followed_to_http_only() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| match p {
+        "/call.mp3" => Reply::Redirect(format!("/moved/call.mp3?{SECRET}")),
+        "/moved/call.mp3" => base(m, "/call.mp3", n),
+        "/response.mp3" if n == 0 => {
+            Reply::Redirect(format!("ftp://127.0.0.1/response.mp3?{SECRET}"))
+        }
+        _ => base(m, p, n),
+    }));
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("neither http nor https"), "{err}");
+    assert!(err.contains("response recording download"), "{err}");
+    // The http redirect of the caller's recording was followed.
+    assert!(s
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.url.starts_with("/moved/call.mp3")));
+    assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
 }
