@@ -100,6 +100,22 @@ pub trait Source {
     fn read(&mut self, block: &mut Block) -> Result<bool>;
 }
 
+/// Copies the next `chunk` frames of `data` from `pos` into `block`; false at the end.
+fn read_chunk(data: &Block, pos: &mut usize, chunk: usize, block: &mut Block) -> bool {
+    block.reset(data.channels());
+    let end = (*pos + chunk).min(data.frames());
+    if end == *pos {
+        return false;
+    }
+    for c in 0..data.channels() {
+        block
+            .channel_mut(c)
+            .extend_from_slice(&data.channel(c)[*pos..end]);
+    }
+    *pos = end;
+    true
+}
+
 /// A [`Source`] over audio already in memory, handed out in chunks.
 #[derive(Debug, Clone)]
 pub struct MemorySource {
@@ -131,18 +147,7 @@ impl Source for MemorySource {
     }
 
     fn read(&mut self, block: &mut Block) -> Result<bool> {
-        block.reset(self.data.channels());
-        let end = (self.pos + self.chunk).min(self.data.frames());
-        if end == self.pos {
-            return Ok(false);
-        }
-        for c in 0..self.data.channels() {
-            block
-                .channel_mut(c)
-                .extend_from_slice(&self.data.channel(c)[self.pos..end]);
-        }
-        self.pos = end;
-        Ok(true)
+        Ok(read_chunk(&self.data, &mut self.pos, self.chunk, block))
     }
 }
 
@@ -178,18 +183,7 @@ impl Source for BlockSource<'_> {
     }
 
     fn read(&mut self, block: &mut Block) -> Result<bool> {
-        block.reset(self.data.channels());
-        let end = (self.pos + self.chunk).min(self.data.frames());
-        if end == self.pos {
-            return Ok(false);
-        }
-        for c in 0..self.data.channels() {
-            block
-                .channel_mut(c)
-                .extend_from_slice(&self.data.channel(c)[self.pos..end]);
-        }
-        self.pos = end;
-        Ok(true)
+        Ok(read_chunk(self.data, &mut self.pos, self.chunk, block))
     }
 }
 
@@ -248,6 +242,64 @@ impl<S: Source> Source for Mono<S> {
             *o *= scale;
         }
         Ok(true)
+    }
+}
+
+/// A streaming stage: it consumes blocks and appends what it produces, which
+/// may lag its input (look-ahead) or be shorter (cuts); `finish` emits what
+/// it still holds at the end of the stream.
+pub trait Processor {
+    /// Processes `input`, appending output frames to `out` (same channel count).
+    fn process(&mut self, input: &Block, out: &mut Block);
+    /// Ends the stream, appending any frames still held.
+    fn finish(&mut self, out: &mut Block);
+}
+
+/// A [`Source`] that passes another source through a [`Processor`].
+pub struct Processed<S: Source, P: Processor> {
+    inner: S,
+    stage: P,
+    scratch: Block,
+    done: bool,
+}
+
+impl<S: Source, P: Processor> Processed<S, P> {
+    /// Reads `inner` through `stage`.
+    pub fn new(inner: S, stage: P) -> Self {
+        Processed {
+            inner,
+            stage,
+            scratch: Block::default(),
+            done: false,
+        }
+    }
+
+    /// The stage, for its statistics.
+    pub fn stage(&self) -> &P {
+        &self.stage
+    }
+}
+
+impl<S: Source, P: Processor> Source for Processed<S, P> {
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    fn channels(&self) -> usize {
+        self.inner.channels()
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        block.reset(self.inner.channels());
+        while block.is_empty() && !self.done {
+            if self.inner.read(&mut self.scratch)? {
+                self.stage.process(&self.scratch, block);
+            } else {
+                self.stage.finish(block);
+                self.done = true;
+            }
+        }
+        Ok(!block.is_empty())
     }
 }
 

@@ -618,6 +618,16 @@ impl Limiter {
     }
 }
 
+impl crate::audio::Processor for Limiter {
+    fn process(&mut self, input: &crate::audio::Block, out: &mut crate::audio::Block) {
+        Limiter::process(self, &input.planes(), out.channels_mut());
+    }
+
+    fn finish(&mut self, out: &mut crate::audio::Block) {
+        self.flush(out.channels_mut());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

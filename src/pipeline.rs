@@ -16,7 +16,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Instant;
 
-use crate::audio::{Block, BlockSource, Mono, Source};
+use crate::audio::{Block, BlockSource, Mono, Processed, Source};
 use crate::decode::Decoder;
 use crate::encode::{Mp3Settings, Mp3Writer};
 use crate::error::{Error, Result, Stage};
@@ -29,52 +29,16 @@ use crate::mixer::{mix, plan_fades, MixPart};
 use crate::report::{Observer, OutputReport, RecordingReport, Report, Timings};
 use crate::resample::Resample;
 use crate::settings::Settings;
-use crate::silence::Trimmed;
+use crate::silence::trimmed;
 use crate::spool::{SpoolReader, SpoolWriter, TempDir};
 
-/// A [`Source`] passed through a true-peak [`Limiter`] (same length, aligned).
-pub struct Limited<S: Source> {
-    inner: S,
-    limiter: Limiter,
-    scratch: Block,
-    done: bool,
-}
+/// A source read through a true-peak [`Limiter`] (same length, aligned).
+pub type Limited<S> = Processed<S, Limiter>;
 
-impl<S: Source> Limited<S> {
-    /// Limits `inner` to `ceiling_dbtp`.
-    pub fn new(inner: S, ceiling_dbtp: f64) -> Self {
-        let limiter = Limiter::new(inner.channels(), inner.sample_rate(), ceiling_dbtp);
-        Limited {
-            inner,
-            limiter,
-            scratch: Block::default(),
-            done: false,
-        }
-    }
-}
-
-impl<S: Source> Source for Limited<S> {
-    fn sample_rate(&self) -> u32 {
-        self.inner.sample_rate()
-    }
-
-    fn channels(&self) -> usize {
-        self.inner.channels()
-    }
-
-    fn read(&mut self, block: &mut Block) -> Result<bool> {
-        block.reset(self.inner.channels());
-        while block.is_empty() && !self.done {
-            if self.inner.read(&mut self.scratch)? {
-                self.limiter
-                    .process(&self.scratch.planes(), block.channels_mut());
-            } else {
-                self.limiter.flush(block.channels_mut());
-                self.done = true;
-            }
-        }
-        Ok(!block.is_empty())
-    }
+/// Limits `inner` to `ceiling_dbtp`.
+pub fn limited<S: Source>(inner: S, ceiling_dbtp: f64) -> Limited<S> {
+    let limiter = Limiter::new(inner.channels(), inner.sample_rate(), ceiling_dbtp);
+    Processed::new(inner, limiter)
 }
 
 /// A recording after the first pass.
@@ -97,7 +61,7 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
     let dec = input.open(subject)?;
     let format = format!("{}/{}", dec.container_name(), dec.codec_name());
     let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
-    let mut chain = Trimmed::new(
+    let mut chain = trimmed(
         Resample::new(Mono::new(dec), rate, subject)?,
         &settings.silence,
     );
@@ -109,8 +73,8 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
         writer.write(&block)?;
     }
     let frames = writer.finish()?;
-    let stats = chain.cutter().stats().clone();
-    if !chain.cutter().started() {
+    let stats = chain.stage().stats().clone();
+    if !chain.stage().started() {
         return Err(Error::stage(
             subject,
             Stage::Silence,
@@ -168,7 +132,7 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
 /// The processed recording: spool → gain → limiter.
 fn processed(p: &Prepared, rate: u32, ceiling: f64) -> Result<Limited<Gain<SpoolReader>>> {
     let spool = SpoolReader::open(&p.spool, rate, 1, p.frames)?;
-    Ok(Limited::new(Gain::new(spool, &p.plan), ceiling))
+    Ok(limited(Gain::new(spool, &p.plan), ceiling))
 }
 
 /// Adjusts the linear gain until the limited signal measures on target

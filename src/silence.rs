@@ -16,8 +16,7 @@
 //! The cutter is a streaming stage with a memory of a few frames: it holds at
 //! most `fade` frames back, however long the input.
 
-use crate::audio::{Block, Source};
-use crate::error::Result;
+use crate::audio::{Block, Processed, Processor, Source};
 
 /// Settings of the silence stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -351,56 +350,26 @@ impl SilenceCutter {
     }
 }
 
-/// A [`Source`] that passes another source through a [`SilenceCutter`].
-pub struct Trimmed<S: Source> {
-    inner: S,
-    cutter: SilenceCutter,
-    scratch: Block,
-    done: bool,
-}
-
-impl<S: Source> Trimmed<S> {
-    /// Wraps `inner` with the given silence settings.
-    pub fn new(inner: S, settings: &SilenceSettings) -> Self {
-        let cutter = SilenceCutter::new(inner.channels(), inner.sample_rate(), settings);
-        Trimmed {
-            inner,
-            cutter,
-            scratch: Block::default(),
-            done: false,
-        }
+impl Processor for SilenceCutter {
+    fn process(&mut self, input: &Block, out: &mut Block) {
+        SilenceCutter::process(self, input, out);
     }
 
-    /// The cutter, for its statistics.
-    pub fn cutter(&self) -> &SilenceCutter {
-        &self.cutter
+    fn finish(&mut self, out: &mut Block) {
+        SilenceCutter::finish(self, out);
     }
 }
 
-impl<S: Source> Source for Trimmed<S> {
-    fn sample_rate(&self) -> u32 {
-        self.inner.sample_rate()
-    }
+/// A source read through the silence stage.
+pub type Trimmed<S> = Processed<S, SilenceCutter>;
 
-    fn channels(&self) -> usize {
-        self.inner.channels()
-    }
-
-    fn read(&mut self, block: &mut Block) -> Result<bool> {
-        block.reset(self.inner.channels());
-        while block.is_empty() && !self.done {
-            if self.inner.read(&mut self.scratch)? {
-                self.cutter.process(&self.scratch, block);
-            } else {
-                self.cutter.finish(block);
-                self.done = true;
-            }
-        }
-        Ok(!block.is_empty())
-    }
+/// Wraps `inner` with the silence stage.
+pub fn trimmed<S: Source>(inner: S, settings: &SilenceSettings) -> Trimmed<S> {
+    let cutter = SilenceCutter::new(inner.channels(), inner.sample_rate(), settings);
+    Processed::new(inner, cutter)
 }
 
-/// A pause found by [`find_pauses`]: a run of silent frames after the first sound.
+/// A pause found by [`PauseFinder`]: a run of silent frames after the first sound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Pause {
     /// First silent frame of the run.
