@@ -267,6 +267,13 @@ impl Decoder {
             dec.channels = channels;
             dec.pending = Some(first);
         }
+        // A header can say anything; a rate of 0 would divide by zero later.
+        if dec.rate == 0 {
+            return Err(dec.err(
+                Stage::Detect,
+                "the header gives a sample rate of 0 Hz; the file is damaged: upload it again",
+            ));
+        }
         Ok(dec)
     }
 
