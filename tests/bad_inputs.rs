@@ -49,8 +49,7 @@ fn caller_fails(call: Input, settings: &Settings, fix: &str) -> Error {
         Bumpers::embedded(),
         settings,
     )
-    .err()
-    .expect("must fail");
+    .expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.starts_with("caller recording ("), "{msg}");
     assert!(!msg.contains('\n'), "one line: {msg}");
@@ -424,8 +423,7 @@ fn a_file_larger_than_the_size_cap() {
         Bumpers::embedded(),
         &s,
     )
-    .err()
-    .expect("reader past the cap");
+    .expect_err("reader past the cap");
     assert!(err.to_string().contains("max_input_bytes"), "{err}");
 }
 
@@ -489,9 +487,7 @@ fn a_bumper_that_is_missing_empty_not_audio_or_too_long() {
     ];
     for (intro, start) in cases {
         let (c, r) = ok();
-        let err = run(c, r, with_intro(intro), &Settings::default())
-            .err()
-            .expect("bad bumper");
+        let err = run(c, r, with_intro(intro), &Settings::default()).expect_err("bad bumper");
         let msg = err.to_string();
         assert!(msg.starts_with(start), "{msg}");
         assert!(!msg.contains('\n'));
@@ -499,9 +495,7 @@ fn a_bumper_that_is_missing_empty_not_audio_or_too_long() {
     let mut s = Settings::default();
     s.limits.max_bumper_duration_s = 5.0;
     let (c, r) = ok();
-    let err = run(c, r, Bumpers::embedded(), &s)
-        .err()
-        .expect("long bumper");
+    let err = run(c, r, Bumpers::embedded(), &s).expect_err("long bumper");
     assert!(
         err.to_string()
             .contains("(Settings.limits.max_bumper_duration_s / --max-bumper-duration)"),
@@ -515,8 +509,10 @@ fn a_failed_stitch_leaves_nothing_behind() {
     let _ = std::fs::remove_dir_all(&base);
     let (tmp, out) = (base.join("tmp"), base.join("out"));
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut s = Settings::default();
-    s.temp_dir = Some(tmp.clone());
+    let s = Settings {
+        temp_dir: Some(tmp.clone()),
+        ..Settings::default()
+    };
     let silent = base.join("silent.wav");
     std::fs::write(&silent, wav_bytes(16_000, &[&vec![0.0; 32_000]])).unwrap();
     let err = stitch_to_dir(
