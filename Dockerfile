@@ -19,11 +19,19 @@ COPY benches benches
 RUN cargo build --release --locked --bin podstitch \
  && strip target/release/podstitch \
  && target/release/podstitch --version
+# LAME is LGPL and linked statically: the image carries its exact source (the
+# mp3lame-sys crate, which bundles LAME 3.100) so it can be rebuilt and
+# relinked (README, "Licences").
+RUN mkdir -p /notice \
+ && cd /root/.cargo/registry/src/*/ \
+ && tar czf /notice/mp3lame-sys-source.tar.gz mp3lame-sys-* \
+ && cp mp3lame-sys-*/lame-3.100/COPYING /notice/LAME-COPYING
 
 # Runtime: the sandbox base image keeps its own entrypoint (no CMD/ENTRYPOINT
 # here); the worker execs /usr/local/bin/call-kent-audio-cli with no arguments.
 FROM docker.io/cloudflare/sandbox:0.7.16
 COPY --from=build /src/target/release/podstitch /usr/local/bin/podstitch
+COPY --from=build /notice /usr/share/doc/podstitch/
 RUN ln -s podstitch /usr/local/bin/call-kent-audio-cli \
  && test -s /etc/ssl/certs/ca-certificates.crt \
  && ! command -v ffmpeg \

@@ -9,7 +9,7 @@ use podstitch::job::Overrides;
 use podstitch::loudness::LoudnessSettings;
 use podstitch::settings::Mp3Options;
 use podstitch::silence::SilenceSettings;
-use podstitch::Settings;
+use podstitch::{Limits, Settings};
 
 /// podstitch: stitch a caller's question and the host's answer into a podcast episode.
 #[derive(Debug, Parser)]
@@ -78,9 +78,6 @@ pub struct JobArgs {
     /// Seconds before the first retry (doubled for each further one).
     #[arg(long, default_value_t = 5.0)]
     pub retry_delay: f64,
-    /// Largest recording accepted for download, bytes.
-    #[arg(long, default_value_t = 2 << 30)]
-    pub max_input_bytes: u64,
     /// Pipeline settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -124,7 +121,7 @@ impl JobArgs {
             } else {
                 secs("retry-delay", self.retry_delay)?
             },
-            max_download_bytes: self.max_input_bytes,
+            max_download_bytes: self.settings.max_input_bytes,
         })
     }
 
@@ -216,6 +213,24 @@ pub struct SettingsArgs {
     /// Directory for temporary files [default: the system's].
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<PathBuf>,
+    /// Largest input accepted (recording, bumper or download), bytes.
+    #[arg(long, default_value_t = 2 << 30)]
+    pub max_input_bytes: u64,
+    /// Longest recording accepted, seconds of decoded audio.
+    #[arg(long, default_value_t = 10800.0)]
+    pub max_duration: f64,
+    /// Longest bumper accepted, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub max_bumper_duration: f64,
+    /// Most channels an input may have.
+    #[arg(long, default_value_t = 8)]
+    pub max_channels: usize,
+    /// Lowest input sample rate accepted, Hz.
+    #[arg(long, default_value_t = 8000)]
+    pub min_sample_rate: u32,
+    /// Highest input sample rate accepted, Hz.
+    #[arg(long, default_value_t = 192_000)]
+    pub max_sample_rate: u32,
 }
 
 impl SettingsArgs {
@@ -247,6 +262,14 @@ impl SettingsArgs {
             },
             verify: !self.no_verify,
             temp_dir: self.temp_dir.clone(),
+            limits: Limits {
+                max_input_bytes: self.max_input_bytes,
+                max_duration_s: self.max_duration,
+                max_bumper_duration_s: self.max_bumper_duration,
+                max_channels: self.max_channels,
+                min_sample_rate: self.min_sample_rate,
+                max_sample_rate: self.max_sample_rate,
+            },
         }
     }
 }
@@ -297,6 +320,10 @@ mod tests {
             "--episode-bitrate",
             "192",
             "--no-verify",
+            "--max-duration",
+            "60",
+            "--max-channels",
+            "2",
         ]);
         let Command::Stitch(args) = cli.command else {
             panic!("not stitch")
@@ -306,5 +333,7 @@ mod tests {
         assert_eq!(s.silence.max_pause_s, 0.5);
         assert_eq!(s.episode_mp3.bitrate_kbps, 192);
         assert!(!s.verify);
+        assert_eq!(s.limits.max_duration_s, 60.0);
+        assert_eq!(s.limits.max_channels, 2);
     }
 }

@@ -50,7 +50,9 @@ use std::sync::{Arc, Mutex};
 
 use opus_rs::multistream::{ChannelMappingTable, MultistreamDecoder};
 use opus_rs::OpusDecoder;
+use symphonia::core::codecs::audio::well_known as codec_ids;
 use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::AudioCodecId;
 use symphonia::core::codecs::audio::CODEC_ID_NULL_AUDIO;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
@@ -62,6 +64,7 @@ use symphonia::core::packet::Packet;
 
 use crate::audio::{Block, Source};
 use crate::error::{Error, Result, Stage};
+use crate::settings::Limits;
 
 /// After this many packets in a row fail to decode, decoding stops with an
 /// error instead of skipping more.
@@ -88,6 +91,13 @@ pub struct Decoder {
     /// handed out by the first `read`.
     pending: Option<Block>,
     finished: bool,
+    /// Frames the container says the track holds, when it says so.
+    declared_frames: Option<u64>,
+    /// Frames handed out so far.
+    frames_out: u64,
+    /// The duration limit being enforced: (most frames, the limit's
+    /// description for the error).
+    max_frames: Option<(u64, String)>,
 }
 
 enum Codec {
@@ -188,6 +198,11 @@ impl Decoder {
 
         let params = pick_audio_track(format.as_ref()).map_err(detect_err)?;
         let (track_id, params) = (params.0, params.1.clone());
+        let declared_frames = format
+            .tracks()
+            .iter()
+            .find(|t| t.id == track_id)
+            .and_then(|t| t.num_frames);
 
         let (codec, codec_name) = if params.codec == CODEC_ID_OPUS {
             let head = params.extra_data.as_deref().ok_or_else(|| {
@@ -204,8 +219,9 @@ impl Decoder {
                 Ok(Ok(d)) => d,
                 Ok(Err(e)) => {
                     return Err(detect_err(format!(
-                        "unsupported audio codec in {container_name} ({e}); \
-                         supported: Opus, AAC-LC, MP3, Vorbis, FLAC, PCM"
+                        "unsupported audio codec {} in {container_name} ({e}); \
+                         export it as Opus, AAC-LC, MP3, Vorbis, FLAC or PCM",
+                        codec_label(params.codec)
                     )))
                 }
                 Err(p) => return Err(detect_err(format!("the codec crashed on this input ({p})"))),
@@ -226,6 +242,9 @@ impl Decoder {
             bad_in_row: 0,
             pending: None,
             finished: false,
+            declared_frames,
+            frames_out: 0,
+            max_frames: None,
         };
         if let Codec::Opus(state) = &dec.codec {
             dec.rate = 48_000;
@@ -238,14 +257,86 @@ impl Decoder {
         let (rate, channels) = dec.next_frames(&mut first)?;
         if first.is_empty() {
             if dec.rate == 0 || dec.channels == 0 {
-                return Err(dec.err(Stage::Decode, "the audio track holds no decodable audio"));
+                return Err(dec.err(
+                    Stage::Decode,
+                    "the audio track holds no decodable audio; upload a recording with sound",
+                ));
             }
         } else {
             dec.rate = rate;
             dec.channels = channels;
             dec.pending = Some(first);
         }
+        // A header can say anything; a rate of 0 would divide by zero later.
+        if dec.rate == 0 {
+            return Err(dec.err(
+                Stage::Detect,
+                "the header gives a sample rate of 0 Hz; the file is damaged: upload it again",
+            ));
+        }
         Ok(dec)
+    }
+
+    /// Checks the channel count and sample rate against `limits`, and the
+    /// duration the container declares (if it declares one, and is not WAV,
+    /// whose size field is often a placeholder) against `max_duration_s`;
+    /// from then on [`Source::read`] fails as soon as more than
+    /// `max_duration_s` of audio has been decoded. `setting` names the
+    /// duration limit for the message (e.g. `Settings.limits.max_duration_s
+    /// / --max-duration`).
+    pub fn enforce(&mut self, limits: &Limits, max_duration_s: f64, setting: &str) -> Result<()> {
+        if self.channels > limits.max_channels {
+            return Err(self.err(
+                Stage::Decode,
+                format!(
+                    "{} channels; the limit is {} (Settings.limits.max_channels / \
+                     --max-channels): export it as mono or stereo",
+                    self.channels, limits.max_channels
+                ),
+            ));
+        }
+        if !(limits.min_sample_rate..=limits.max_sample_rate).contains(&self.rate) {
+            return Err(self.err(
+                Stage::Decode,
+                format!(
+                    "sample rate {} Hz is outside the accepted {}..{} Hz \
+                     (Settings.limits.min_sample_rate/max_sample_rate / \
+                     --min-sample-rate/--max-sample-rate): export it at 44.1 or 48 kHz",
+                    self.rate, limits.min_sample_rate, limits.max_sample_rate
+                ),
+            ));
+        }
+        let rate = f64::from(self.rate);
+        let limit = format!(
+            "the limit is {} ({setting})",
+            human_duration(max_duration_s)
+        );
+        if let Some(n) = self
+            .declared_frames
+            .filter(|_| self.container_name != "wave")
+        {
+            if n as f64 / rate > max_duration_s {
+                return Err(self.err(
+                    Stage::Decode,
+                    format!(
+                        "{} long; {limit}: shorten the recording or raise the limit",
+                        human_duration(n as f64 / rate)
+                    ),
+                ));
+            }
+        }
+        let limit = format!(
+            "more than {} of audio; {limit}",
+            human_duration(max_duration_s)
+        );
+        self.max_frames = Some(((max_duration_s * rate).ceil() as u64, limit));
+        Ok(())
+    }
+
+    /// Frames the container declares for the track (before any trimming),
+    /// when it declares them.
+    pub fn declared_frames(&self) -> Option<u64> {
+        self.declared_frames
     }
 
     fn err(&self, stage: Stage, msg: impl Into<String>) -> Error {
@@ -278,7 +369,10 @@ impl Decoder {
                 }
                 Ok(Err(e)) => {
                     self.finished = true;
-                    return Err(self.err(Stage::Read, format!("container error: {e}")));
+                    return Err(self.err(
+                        Stage::Read,
+                        format!("container error: {e}; the file is damaged: upload it again"),
+                    ));
                 }
                 Err(panic) => {
                     self.finished = true;
@@ -310,7 +404,7 @@ impl Decoder {
                             Stage::Decode,
                             format!(
                                 "{} consecutive {} packets failed to decode (last: {why}); \
-                                 the recording is corrupt",
+                                 the recording is corrupt: upload or record it again",
                                 self.bad_in_row, self.codec_name
                             ),
                         ));
@@ -375,6 +469,24 @@ impl Source for Decoder {
     }
 
     fn read(&mut self, block: &mut Block) -> Result<bool> {
+        let more = self.read_unbounded(block)?;
+        self.frames_out += block.frames() as u64;
+        if let Some((max, limit)) = &self.max_frames {
+            if self.frames_out > *max {
+                self.finished = true;
+                block.clear();
+                return Err(self.err(
+                    Stage::Decode,
+                    format!("{limit}: shorten the recording or raise the limit"),
+                ));
+            }
+        }
+        Ok(more)
+    }
+}
+
+impl Decoder {
+    fn read_unbounded(&mut self, block: &mut Block) -> Result<bool> {
         if let Some(mut first) = self.pending.take() {
             std::mem::swap(block, &mut first);
             return Ok(true);
@@ -537,39 +649,88 @@ fn pick_audio_track(format: &dyn FormatReader) -> Result<(u32, &AudioCodecParame
         .filter(|t| t.codec_params.as_ref().is_some_and(|p| p.is_audio()))
         .count();
     Err(if audio_tracks > 0 {
-        "the audio track's codec is not recognised (supported: Opus, AAC-LC, MP3, Vorbis, \
-         FLAC, PCM)"
+        "the audio track's codec is not supported; export it as Opus, AAC-LC, MP3, Vorbis, \
+         FLAC or PCM"
             .to_string()
     } else {
         format!(
-            "no audio track in this {} file ({} other track(s))",
+            "no audio track in this {} file ({} other track(s)); upload a recording with sound",
             format.format_info().short_name,
             format.tracks().len()
         )
     })
 }
 
+/// A readable name for codecs a user may meet but podstitch does not decode.
+fn codec_label(id: AudioCodecId) -> String {
+    use codec_ids::*;
+    let known = [
+        (CODEC_ID_AAC, "AAC"),
+        (CODEC_ID_AC3, "AC-3"),
+        (CODEC_ID_EAC3, "E-AC-3"),
+        (CODEC_ID_AC4, "AC-4"),
+        (CODEC_ID_ALAC, "ALAC"),
+        (CODEC_ID_DCA, "DTS"),
+        (CODEC_ID_MP1, "MPEG layer I"),
+        (CODEC_ID_MP2, "MPEG layer II"),
+        (CODEC_ID_SPEEX, "Speex"),
+        (CODEC_ID_WMA, "WMA"),
+        (CODEC_ID_WAVPACK, "WavPack"),
+        (CODEC_ID_TRUEHD, "TrueHD"),
+        (CODEC_ID_ADPCM_MS, "MS ADPCM"),
+        (CODEC_ID_ADPCM_IMA_WAV, "IMA ADPCM"),
+    ];
+    known
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map_or_else(|| format!("(id {id})"), |(_, n)| (*n).to_string())
+}
+
 /// Explains a failed probe in one line.
 fn detect_error(subject: &str, err: &SymError, head: &[u8], byte_len: Option<u64>) -> Error {
     let msg = if byte_len == Some(0) || (head.is_empty() && byte_len.is_none()) {
-        "the input is empty (0 bytes)".to_string()
+        "the input is empty (0 bytes): the upload failed or never happened; upload the recording again"
+            .to_string()
     } else {
         let text = head.iter().position(|b| !b.is_ascii_whitespace());
         match text.and_then(|i| head.get(i)) {
-            Some(b'<') => "not audio: the bytes are an HTML/XML document (an error page?)".into(),
-            Some(b'{') | Some(b'[') => "not audio: the bytes are a JSON document".into(),
+            Some(b'<') => "not audio: the bytes are an HTML/XML document (an error page?); \
+                           check that the URL or path points at the recording"
+                .into(),
+            Some(b'{') | Some(b'[') => "not audio: the bytes are a JSON document (an API error?); \
+                                        check that the URL or path points at the recording"
+                .into(),
             _ => match err {
                 SymError::Unsupported(_) => {
-                    "not a recognised audio file (no known container signature)".into()
+                    "not a recognised audio file (no known container signature); \
+                     upload WebM, Ogg, MP4, MP3, WAV or FLAC"
+                        .into()
                 }
                 SymError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    "not a recognised audio file (it ends before a complete header)".into()
+                    "not a recognised audio file (it ends before a complete header): \
+                     the upload was cut short; upload it again"
+                        .into()
                 }
-                other => format!("not a readable audio file ({other})"),
+                other => format!(
+                    "not a readable audio file ({other}); upload WebM, Ogg, MP4, MP3, WAV or FLAC"
+                ),
             },
         }
     };
     Error::stage(subject, Stage::Detect, msg)
+}
+
+/// A duration for messages: "3 h", "2.5 h", "12 min", "7.4 s".
+pub fn human_duration(s: f64) -> String {
+    let (v, unit) = if s >= 3600.0 {
+        (s / 3600.0, "h")
+    } else if s >= 60.0 {
+        (s / 60.0, "min")
+    } else {
+        (s, "s")
+    };
+    let text = format!("{v:.1}");
+    format!("{} {unit}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 /// Clamps to [-1, 1] and zeroes NaN and infinities.
@@ -830,7 +991,8 @@ mod tests {
         let msg = open_err("caller recording (x)", Vec::new());
         assert_eq!(
             msg,
-            "caller recording (x): detect format: the input is empty (0 bytes)"
+            "caller recording (x): detect format: the input is empty (0 bytes): the upload \
+             failed or never happened; upload the recording again"
         );
 
         let html = b"<!DOCTYPE html><html><body>403 Forbidden</body></html>".to_vec();
@@ -852,7 +1014,7 @@ mod tests {
         assert_eq!(
             msg,
             "response recording (y): detect format: not a recognised audio file \
-             (no known container signature)"
+             (no known container signature); upload WebM, Ogg, MP4, MP3, WAV or FLAC"
         );
         assert!(!msg.contains('\n'));
     }
@@ -887,7 +1049,8 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             msg,
-            "video: detect format: no audio track in this matroska file (1 other track(s))"
+            "video: detect format: no audio track in this matroska file (1 other track(s)); \
+             upload a recording with sound"
         );
     }
 

@@ -103,6 +103,14 @@ fn status_failure(status: StatusCode) -> Failure {
     )
     .trim_end()
     .to_string();
+    if status.is_redirection() {
+        // reqwest hands back a redirect it will not follow (a location that
+        // is not http or https, or none); the location is not shown: it may
+        // be another presigned URL.
+        return Failure::Fatal(format!(
+            "{msg}: a redirect that was not followed (only http and https locations are)"
+        ));
+    }
     if status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()

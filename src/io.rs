@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use symphonia::core::io::{MediaSource, ReadOnlySource};
 
 use crate::decode::Decoder;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Stage};
+use crate::settings::Limits;
 
 /// An input recording or bumper.
 pub enum Input {
@@ -37,6 +38,78 @@ impl Input {
             Input::Bytes(b) => Decoder::open_bytes(subject, b),
             Input::Reader(r) => Decoder::open(subject, Box::new(ReadOnlySource::new(r))),
         }
+    }
+
+    /// Opens a decoder on this input within `limits`: the size is checked
+    /// before anything is decoded (a reader fails once it has delivered
+    /// more), then channels, rate and declared duration, and the decoder
+    /// stops with an error once more than the duration limit (the bumper
+    /// limit when `bumper`) has been decoded.
+    pub fn open_within(self, subject: &str, limits: &Limits, bumper: bool) -> Result<Decoder> {
+        let cap = limits.max_input_bytes;
+        let too_big = |n: u64| {
+            Error::stage(
+                subject,
+                Stage::Read,
+                format!(
+                    "{n} bytes, more than the limit of {cap} bytes \
+                     (Settings.limits.max_input_bytes / --max-input-bytes): \
+                     upload a shorter or more compressed recording, or raise the limit"
+                ),
+            )
+        };
+        let mut dec = match self {
+            Input::Path(p) => {
+                let len = fs::metadata(&p)
+                    .map_err(|e| Error::io(subject, "open", e))?
+                    .len();
+                if len > cap {
+                    return Err(too_big(len));
+                }
+                Decoder::open_path(subject, &p)?
+            }
+            Input::Bytes(b) if b.len() as u64 > cap => return Err(too_big(b.len() as u64)),
+            Input::Bytes(b) => Decoder::open_bytes(subject, b)?,
+            Input::Reader(r) => {
+                let capped = CappedReader {
+                    inner: r,
+                    left: cap,
+                };
+                Decoder::open(subject, Box::new(ReadOnlySource::new(capped)))?
+            }
+        };
+        let (max_s, setting) = if bumper {
+            (
+                limits.max_bumper_duration_s,
+                "Settings.limits.max_bumper_duration_s / --max-bumper-duration",
+            )
+        } else {
+            (
+                limits.max_duration_s,
+                "Settings.limits.max_duration_s / --max-duration",
+            )
+        };
+        dec.enforce(limits, max_s, setting)?;
+        Ok(dec)
+    }
+}
+
+/// A reader that fails once it has delivered more than its limit.
+struct CappedReader {
+    inner: Box<dyn Read + Send + Sync>,
+    left: u64,
+}
+
+impl Read for CappedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(
+                "the input is larger than Settings.limits.max_input_bytes (--max-input-bytes)",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

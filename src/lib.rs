@@ -24,4 +24,4 @@ pub use error::{Error, Result, Stage};
 pub use io::{Bumpers, FileSink, Input, Outputs, Sink};
 pub use pipeline::{stitch, stitch_to_dir};
 pub use report::{Observer, Quiet, Report};
-pub use settings::Settings;
+pub use settings::{Limits, Settings};

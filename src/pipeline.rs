@@ -58,7 +58,7 @@ fn secs(frames: u64, rate: u32) -> f64 {
 /// First pass over one recording: decode, downmix, resample, trim; spool and measure.
 fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Prepared> {
     let rate = settings.sample_rate;
-    let dec = input.open(subject)?;
+    let dec = input.open_within(subject, &settings.limits, false)?;
     let format = format!("{}/{}", dec.container_name(), dec.codec_name());
     let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
     let mut chain = trimmed(
@@ -169,8 +169,9 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
 }
 
 /// Decodes a bumper whole, at the common rate, mono or stereo.
-fn load_bumper(subject: &str, input: Input, rate: u32) -> Result<Block> {
-    let dec = input.open(subject)?;
+fn load_bumper(subject: &str, input: Input, settings: &Settings) -> Result<Block> {
+    let rate = settings.sample_rate;
+    let dec = input.open_within(subject, &settings.limits, true)?;
     let src: Box<dyn Source> = if dec.channels() > 2 {
         Box::new(Mono::new(dec))
     } else {
@@ -185,7 +186,11 @@ fn load_bumper(subject: &str, input: Input, rate: u32) -> Result<Block> {
         }
     }
     if all.is_empty() {
-        return Err(Error::stage(subject, Stage::Decode, "contains no audio"));
+        return Err(Error::stage(
+            subject,
+            Stage::Decode,
+            "contains no audio; replace it with the bumper's MP3",
+        ));
     }
     all.shrink_to_fit();
     Ok(all)
@@ -407,17 +412,17 @@ pub fn stitch<S: Sink>(
         load_bumper(
             &format!("intro bumper ({})", bumpers.intro.describe()),
             bumpers.intro,
-            rate,
+            settings,
         )?,
         load_bumper(
             &format!("interstitial bumper ({})", bumpers.interstitial.describe()),
             bumpers.interstitial,
-            rate,
+            settings,
         )?,
         load_bumper(
             &format!("outro bumper ({})", bumpers.outro.describe()),
             bumpers.outro,
-            rate,
+            settings,
         )?,
     ];
     let (caller, response) = thread::scope(|s| {

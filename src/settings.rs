@@ -37,6 +37,45 @@ pub struct Settings {
     pub verify: bool,
     /// Where the private temporary directory is made (default: the system's).
     pub temp_dir: Option<PathBuf>,
+    /// Bounds on the inputs, checked before the expensive work where possible.
+    pub limits: Limits,
+}
+
+/// Bounds on what an input may be. Each is checked as early as it can be
+/// known: the size before anything is read, the channel count and rate when
+/// the first packet is decoded, the duration from the container's own count
+/// when it declares one (not WAV, whose size field is often a placeholder)
+/// and otherwise while decoding, as soon as it is passed. Every error names
+/// the setting and its flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest input file accepted, in bytes (default 2 GiB; also the job's
+    /// download cap).
+    pub max_input_bytes: u64,
+    /// Longest recording accepted, in seconds of decoded audio (default 3 h).
+    pub max_duration_s: f64,
+    /// Longest bumper accepted, in seconds (default 120 s: bumpers are held
+    /// in memory whole).
+    pub max_bumper_duration_s: f64,
+    /// Most channels an input may have (default 8).
+    pub max_channels: usize,
+    /// Lowest input sample rate accepted, Hz (default 8000).
+    pub min_sample_rate: u32,
+    /// Highest input sample rate accepted, Hz (default 192000).
+    pub max_sample_rate: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 2 << 30,
+            max_duration_s: 3.0 * 3600.0,
+            max_bumper_duration_s: 120.0,
+            max_channels: 8,
+            min_sample_rate: 8000,
+            max_sample_rate: 192_000,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -56,6 +95,7 @@ impl Default for Settings {
             },
             verify: true,
             temp_dir: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -144,6 +184,45 @@ impl Settings {
                 )
             })?;
         }
+        let lim = &self.limits;
+        check(lim.max_input_bytes > 0, || {
+            "the input size limit must be at least 1 byte".to_string()
+        })?;
+        check(
+            lim.max_duration_s > 0.0 && lim.max_duration_s <= 86_400.0,
+            || {
+                format!(
+                    "the duration limit {} s must be within 0..86400",
+                    lim.max_duration_s
+                )
+            },
+        )?;
+        check(
+            lim.max_bumper_duration_s > 0.0 && lim.max_bumper_duration_s <= 3600.0,
+            || {
+                format!(
+                    "the bumper duration limit {} s must be within 0..3600",
+                    lim.max_bumper_duration_s
+                )
+            },
+        )?;
+        check((1..=255).contains(&lim.max_channels), || {
+            format!(
+                "the channel limit {} must be within 1..255",
+                lim.max_channels
+            )
+        })?;
+        check(
+            lim.min_sample_rate >= 1000
+                && lim.min_sample_rate <= lim.max_sample_rate
+                && lim.max_sample_rate <= 768_000,
+            || {
+                format!(
+                    "the sample rate bounds {}..{} Hz must be ordered and within 1000..768000",
+                    lim.min_sample_rate, lim.max_sample_rate
+                )
+            },
+        )?;
         Ok(())
     }
 }

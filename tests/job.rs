@@ -93,8 +93,13 @@ impl TestServer {
                         drop(req);
                     }
                     Reply::Redirect(to) => {
-                        let h = tiny_http::Header::from_bytes("Location", to.as_bytes()).unwrap();
-                        let _ = req.respond(tiny_http::Response::empty(302).with_header(h));
+                        let location =
+                            tiny_http::Header::from_bytes(&b"Location"[..], to.as_bytes()).unwrap();
+                        let _ = req.respond(
+                            tiny_http::Response::from_data(Vec::new())
+                                .with_status_code(302)
+                                .with_header(location),
+                        );
                     }
                 }
             });
@@ -494,6 +499,12 @@ fn sigterm_removes_the_temporary_directory() {
         assert!(t.elapsed() < Duration::from_secs(20), "job did not start");
         thread::sleep(Duration::from_millis(20));
     }
+    // The job's directory is private.
+    for d in std::fs::read_dir(tmp.join("work")).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = d.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "temporary directory mode {mode:o}");
+    }
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -563,4 +574,152 @@ fn redirects_are_followed_to_http_only() {
         .any(|r| r.url.starts_with("/moved/call.mp3")));
     assert!(s.puts().is_empty());
     assert_clean(&o, &tmp);
+}
+
+/// A route that serves `call` as the caller's recording.
+fn serving_call(call: Reply) -> Route {
+    let base = happy_route();
+    Arc::new(move |m, p, n| {
+        if p == "/call.mp3" {
+            call.clone()
+        } else {
+            base(m, p, n)
+        }
+    })
+}
+
+/// The failure every test below checks: the exit status, a last stderr line
+/// naming what failed, no upload, no temporary file, no secret.
+fn assert_failed(o: &Output, tmp: &Path, s: &TestServer, code: i32, needles: &[&str]) {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    for n in needles {
+        assert!(last.contains(n), "{n:?} not in the last line of: {err}");
+    }
+    assert!(
+        o.stdout.is_empty(),
+        "stdout on failure: {}",
+        text(&o.stdout)
+    );
+    assert!(s.puts().is_empty(), "uploaded on failure");
+    assert_clean(o, tmp);
+}
+
+#[test]
+fn a_download_over_the_size_cap_fails_without_upload() {
+    let s = TestServer::start(happy_route());
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &["--max-input-bytes", "10000"], &tmp);
+    assert_failed(
+        &o,
+        &tmp,
+        &s,
+        3,
+        &[
+            "caller recording download",
+            "/call.mp3",
+            "limit of 10000 bytes",
+        ],
+    );
+}
+
+#[test]
+fn a_redirect_to_another_scheme_is_refused() {
+    let s = TestServer::start(serving_call(Reply::Redirect(format!(
+        "file:///etc/passwd?{SECRET}"
+    ))));
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &["--retry-delay", "0.05"], &tmp);
+    assert_failed(&o, &tmp, &s, 3, &["caller recording download", "/call.mp3"]);
+    // reqwest does not follow a redirect to another scheme: it hands back the 302.
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("302 Found: a redirect that was not followed")
+            || err.contains("neither http nor https"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_or_json_download_is_an_audio_error_naming_the_recording() {
+    for body in [Vec::new(), br#"{"error":"NoSuchKey"}"#.to_vec()] {
+        let s = TestServer::start(serving_call(Reply::Data(200, body)));
+        let tmp = scratch();
+        let o = run_job(&contract_env(&s), &[], &tmp);
+        assert_failed(
+            &o,
+            &tmp,
+            &s,
+            4,
+            &["caller recording (http://127.0.0.1:", "/call.mp3)"],
+        );
+    }
+}
+
+#[test]
+fn a_truncated_recording_still_makes_an_episode() {
+    let call = std::fs::read(repo("fixtures/caller.webm")).unwrap();
+    let half = call[..call.len() / 2].to_vec();
+    let s = TestServer::start(serving_call(Reply::Data(200, half)));
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(s.puts().len(), 3);
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn a_bumper_that_is_empty_or_not_audio_fails_without_upload() {
+    for (name, bytes) in [
+        ("intro.mp3", Vec::new()),
+        ("outro.mp3", b"<html>oops</html>".to_vec()),
+    ] {
+        let s = TestServer::start(happy_route());
+        let tmp = scratch();
+        let assets = tmp.join("assets");
+        std::fs::create_dir_all(&assets).unwrap();
+        for f in ["intro.mp3", "interstitial.mp3", "outro.mp3"] {
+            std::fs::copy(repo("assets").join(f), assets.join(f)).unwrap();
+        }
+        std::fs::write(assets.join(name), bytes).unwrap();
+        let mut env = contract_env(&s);
+        env[7].1 = assets.display().to_string();
+        let o = run_job(&env, &[], &tmp);
+        let which = name.trim_end_matches(".mp3");
+        assert_failed(&o, &tmp, &s, 4, &[&format!("{which} bumper ("), name]);
+    }
+}
+
+#[test]
+fn too_long_a_recording_fails_before_upload() {
+    let s = TestServer::start(happy_route());
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &["--max-duration", "2"], &tmp);
+    assert_failed(
+        &o,
+        &tmp,
+        &s,
+        4,
+        &["recording (http://127.0.0.1:", "--max-duration"],
+    );
+}
+
+/// No shell-outs and no FFmpeg: nothing in the sources starts a process.
+#[test]
+fn the_sources_start_no_processes() {
+    for dir in ["src"] {
+        for e in std::fs::read_dir(repo(dir)).unwrap() {
+            let p = e.unwrap().path();
+            let code = std::fs::read_to_string(&p).unwrap();
+            for bad in [
+                "process::Command",
+                "Command::new",
+                "libc::exec",
+                "libc::system",
+            ] {
+                assert!(!code.contains(bad), "{}: {bad}", p.display());
+            }
+        }
+    }
 }
