@@ -2,7 +2,7 @@
 # Side-by-side cost of podstitch, the reference FFmpeg graph it replaces, and
 # the LAME-only floor, on the same long WebM/Opus recordings.
 #
-#   benches/compare.sh [--full] [--with-debian-ffmpeg] [DIR]
+#   benches/compare.sh [--full] [--with-debian-ffmpeg] [--table] [DIR]
 #
 # DIR (default /tmp/podstitch-compare) holds the inputs, one directory per
 # case (m14 = 2.5 min call + 11.8 min response; m5, m15, m60 = 2.5 min call +
