@@ -1,8 +1,18 @@
 //! Throughput of each stage, in multiples of real time, on fixed inputs.
 //!
-//! Run with `cargo bench --bench stages`. No benchmark framework: each stage
-//! runs a fixed number of times on synthetic or fixture audio prepared
-//! outside the timed region, and the median is printed.
+//! Run with `cargo bench --bench stages [-- FILTER...]` (only the benchmarks
+//! whose name contains one of the FILTER words). No benchmark framework: each
+//! stage runs 5 times on synthetic or fixture audio prepared outside the timed
+//! region, and the median is printed with its throughput in multiples of real
+//! time (audio seconds per second of one core; the end-to-end `stitch` uses
+//! up to three threads, so its figure is per wall second).
+//!
+//! divan was tried as the harness and rejected: as a dev-dependency it added
+//! divan, divan-macros, rustix and a re-featured clap/bitflags to every
+//! `cargo test` build (about 90 s of compile time on the 2-core development
+//! machine, plus rebuilding symphonia and reqwest in a warm target because of
+//! feature unification), well over the 30 s budget. `benches/compare.sh`
+//! measures the whole binary against FFmpeg and the LAME floor.
 
 use std::hint::black_box;
 use std::io::Cursor;
@@ -13,10 +23,11 @@ use podstitch::audio::{Block, MemorySource, Source};
 use podstitch::decode::Decoder;
 use podstitch::encode::{Mp3Settings, Mp3Writer};
 use podstitch::limiter::Limiter;
-use podstitch::loudness::Meter;
+use podstitch::loudness::{Measures, Meter};
 use podstitch::mixer::{mix, plan_fades, MixPart};
 use podstitch::resample::Resample;
 use podstitch::silence::{SilenceCutter, SilenceSettings};
+use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Settings};
 
 const RATE: u32 = 44100;
 const SECONDS: usize = 60;
@@ -33,8 +44,20 @@ fn speechlike(n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The command-line filter words (cargo passes `--bench`, which is skipped).
+fn selected(name: &str) -> bool {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    words.is_empty() || words.iter().any(|w| name.contains(w.as_str()))
+}
+
 /// Runs `f` 5 times and prints the median as a multiple of `audio_s` real time.
 fn bench(name: &str, audio_s: f64, mut f: impl FnMut()) {
+    if !selected(name) {
+        return;
+    }
     let mut times: Vec<f64> = (0..5)
         .map(|_| {
             let t = Instant::now();
@@ -45,7 +68,7 @@ fn bench(name: &str, audio_s: f64, mut f: impl FnMut()) {
     times.sort_by(f64::total_cmp);
     let med = times[2];
     println!(
-        "{name:<34} {:>9.1} ms  {:>8.0}x real time",
+        "{name:<44} {:>9.1} ms  {:>8.0}x real time",
         med * 1000.0,
         audio_s / med
     );
@@ -70,6 +93,9 @@ fn main() {
         "response.mp3",
         "response.flac",
         "caller.ogg",
+        "caller-frag.mp4",
+        "speech-s16.wav",
+        "speech-f32.wav",
     ] {
         let bytes = std::fs::read(fixtures.join(f)).expect("fixture present");
         let d = Decoder::open_bytes("bench", bytes.clone()).expect("fixture decodes");
@@ -91,6 +117,15 @@ fn main() {
             black_box(b.frames());
         }
     });
+    let at16: Vec<f32> = speechlike(16000 * SECONDS);
+    bench("resample 16k->44.1k mono", secs, || {
+        let src = MemorySource::new(16000, Block::from_channels(&[&at16]), 320);
+        let mut rs = Resample::new(src, RATE, "bench").expect("valid rates");
+        let mut b = Block::default();
+        while rs.read(&mut b).expect("in memory") {
+            black_box(b.frames());
+        }
+    });
     let blocks: Vec<Block> = mono
         .chunks(4096)
         .map(|c| Block::from_channels(&[c]))
@@ -104,13 +139,26 @@ fn main() {
         }
         black_box(c.stats().frames_out);
     });
-    bench("loudness meter mono (I, LRA, TP)", secs, || {
-        let mut m = Meter::new(1, RATE, podstitch::loudness::Measures::ALL).expect("meter");
-        for b in &blocks {
-            m.add_block(b).expect("finite");
+    let stereo: Vec<Block> = mono
+        .chunks(4096)
+        .map(|c| Block::from_channels(&[c, c]))
+        .collect();
+    for (label, what) in [
+        ("I", Measures::INTEGRATED),
+        ("I, TP", Measures::LOUDNESS_AND_PEAK),
+        ("I, LRA, TP, series", Measures::ALL),
+    ] {
+        for (ch, input) in [(1, &blocks), (2, &stereo)] {
+            let layout = if ch == 1 { "mono" } else { "stereo" };
+            bench(&format!("loudness meter {layout} ({label})"), secs, || {
+                let mut m = Meter::new(ch, RATE, what).expect("meter");
+                for b in input {
+                    m.add_block(b).expect("finite");
+                }
+                black_box(m.measurement().expect("measured"));
+            });
         }
-        black_box(m.measurement().expect("measured"));
-    });
+    }
     bench("limiter mono", secs, || {
         let mut l = Limiter::new(1, RATE, -1.0);
         let mut out = vec![Vec::with_capacity(8192)];
@@ -119,10 +167,6 @@ fn main() {
             l.process(&[b.channel(0)], &mut out);
         }
     });
-    let stereo: Vec<Block> = mono
-        .chunks(4096)
-        .map(|c| Block::from_channels(&[c, c]))
-        .collect();
     bench("limiter stereo", secs, || {
         let mut l = Limiter::new(2, RATE, -1.0);
         let mut out = vec![Vec::with_capacity(8192), Vec::with_capacity(8192)];
@@ -184,6 +228,41 @@ fn main() {
                 }
             }
             black_box(w.finish().expect("finishes").1);
+        });
+    }
+
+    // End to end: the committed fixtures, bumpers embedded, outputs in memory.
+    let call = std::fs::read(fixtures.join("caller.webm")).expect("fixture present");
+    let response = std::fs::read(fixtures.join("response.ogg")).expect("fixture present");
+    let input_s: f64 = [&call, &response]
+        .iter()
+        .map(|b| {
+            let d = Decoder::open_bytes("bench", b.to_vec()).expect("fixture decodes");
+            decode_all(b) as f64 / f64::from(d.sample_rate())
+        })
+        .sum();
+    for verify in [true, false] {
+        let label = if verify {
+            "stitch fixtures (webm + ogg), verified"
+        } else {
+            "stitch fixtures (webm + ogg), --no-verify"
+        };
+        bench(label, input_s, || {
+            let mut out = Outputs::in_memory();
+            let settings = Settings {
+                verify,
+                ..Settings::default()
+            };
+            let report = stitch(
+                Input::Bytes(call.clone()),
+                Input::Bytes(response.clone()),
+                Bumpers::embedded(),
+                &mut out,
+                &settings,
+                &Quiet,
+            )
+            .expect("fixtures stitch");
+            black_box(report.episode_audio_size);
         });
     }
 }
