@@ -15,20 +15,9 @@ use podstitch::limiter::Limiter;
 use podstitch::mixer::{mix, plan_fades, MixPart};
 use podstitch::silence::{SilenceCutter, SilenceSettings};
 
-use common::StageGolden;
+use common::{noise, StageGolden};
 
 const TOLERANCE: f32 = 1e-6;
-
-/// Deterministic noise in [-amp, amp] (LCG).
-fn noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amp
-        })
-        .collect()
-}
 
 fn sine(n: usize, cycles_per_frame: f64, amp: f64) -> Vec<f32> {
     (0..n)

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use podstitch::{stitch, stitch_to_dir, Bumpers, Input, Observer, Outputs, Quiet, Settings, Stage};
 
 mod common;
-use common::{bumper_frames, check_outputs, fixture};
+use common::{bumper_frames, check_outputs, fixture, noise};
 
 fn wav_bytes(rate: u32, samples: &[f32]) -> Vec<u8> {
     common::wav_bytes(rate, &[samples])
@@ -87,16 +87,6 @@ fn pauses_are_shortened_and_reported() {
                 < 1e-9
         );
     }
-}
-
-fn noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amp
-        })
-        .collect()
 }
 
 #[test]

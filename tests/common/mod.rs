@@ -367,3 +367,14 @@ impl StageGolden {
         }
     }
 }
+
+/// Deterministic noise in [-amp, amp] (LCG).
+pub fn noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amp
+        })
+        .collect()
+}
