@@ -75,6 +75,9 @@ pub enum Error {
     /// A setting is out of its allowed range.
     #[error("settings: {0}")]
     Settings(String),
+    /// A file that must exist does not (worded as the sandbox contract words it).
+    #[error("Missing required file: {}", .0.display())]
+    MissingFile(std::path::PathBuf),
 }
 
 impl Error {

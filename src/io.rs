@@ -159,11 +159,7 @@ impl Bumpers {
         let [a, b, c] = BUMPER_FILES.map(|f| dir.join(f));
         for p in [&a, &b, &c] {
             if !p.is_file() {
-                return Err(Error::io(
-                    p.display().to_string(),
-                    "open bumper",
-                    io::Error::new(io::ErrorKind::NotFound, "Missing required file"),
-                ));
+                return Err(Error::MissingFile(p.clone()));
             }
         }
         Ok(Bumpers {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 
 use crate::http::{parse_url, redact, Http, HttpSettings};
-use crate::io::{Bumpers, BUMPER_FILES, OUTPUT_FILES};
+use crate::io::{Bumpers, OUTPUT_FILES};
 use crate::pipeline::stitch_to_dir;
 use crate::report::Observer;
 use crate::settings::Settings;
@@ -146,15 +146,8 @@ pub fn configure(
         .clone()
         .or_else(|| env(ASSETS_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ASSETS_DIR));
-    for f in BUMPER_FILES {
-        let p = assets_dir.join(f);
-        if !p.is_file() {
-            return Err(fail(
-                FailureKind::Config,
-                format!("Missing required file: {}", p.display()),
-            ));
-        }
-    }
+    // The same check `stitch` makes, with the contract's message.
+    Bumpers::from_dir(&assets_dir).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
     settings
         .validate()
         .map_err(|e| fail(FailureKind::Config, e.to_string()))?;
