@@ -79,6 +79,17 @@ fn sanitize(v: f32) -> f32 {
     }
 }
 
+/// Frames in planar `input`: the longest of its first `channels` channels
+/// (shorter or missing channels count as silence).
+fn longest(input: &[&[f32]], channels: usize) -> usize {
+    input
+        .iter()
+        .take(channels)
+        .map(|c| c.len())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Copies `src` (sanitised) into `dst`, or zeros when there is no source;
 /// a source shorter than `dst` is padded with zeros.
 fn load(dst: &mut [f32], src: Option<&[f32]>) {
@@ -224,12 +235,7 @@ impl TruePeakMeter {
     /// missing or short channels count as silence, NaN and infinities as 0).
     pub fn process(&mut self, input: &[&[f32]]) {
         let channels = self.os.hist.len();
-        let frames = input
-            .iter()
-            .take(channels)
-            .map(|c| c.len())
-            .max()
-            .unwrap_or(0);
+        let frames = longest(input, channels);
         let mut start = 0;
         while start < frames {
             let n = (frames - start).min(CHUNK);
@@ -545,12 +551,7 @@ impl Limiter {
     /// extra input channels beyond the limiter's are ignored, missing `out`
     /// channels are not written).
     pub fn process(&mut self, input: &[&[f32]], out: &mut [Vec<f32>]) {
-        let frames = input
-            .iter()
-            .take(self.channels)
-            .map(|c| c.len())
-            .max()
-            .unwrap_or(0);
+        let frames = longest(input, self.channels);
         let mut start = 0;
         while start < frames {
             let n = (frames - start).min(CHUNK);

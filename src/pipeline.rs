@@ -343,13 +343,9 @@ fn verify<S: Sink>(
         ));
     }
     Ok(OutputReport {
-        bytes,
-        frames,
-        duration_s: secs(frames, rate),
-        sample_rate: rate,
-        channels,
         integrated_lufs: Some(m.integrated_lufs),
         true_peak_dbtp: Some(m.true_peak_dbtp),
+        ..unverified(bytes, frames, rate, channels)
     })
 }
 
