@@ -69,6 +69,16 @@ fn db_to_lin(db: f64) -> f64 {
     10f64.powf(db / 20.0)
 }
 
+/// The largest `f32` not above `x`.
+fn f32_at_most(x: f64) -> f32 {
+    let f = x as f32;
+    if f64::from(f) > x {
+        f.next_down()
+    } else {
+        f
+    }
+}
+
 /// Replaces NaN and infinities by silence.
 #[inline]
 fn sanitize(v: f32) -> f32 {
@@ -117,7 +127,17 @@ struct Oversampler {
     hist: Vec<Vec<f32>>,
     /// Accumulator for one phase over a chunk.
     acc: Vec<f32>,
+    /// Bound on `|oversampled| / max |inputs it spans|`: the largest sum of
+    /// absolute coefficients of any phase (at least 1, for phase 0), raised
+    /// by a relative 1e-4 so that `f32` rounding in the sums stays under it.
+    gain: f32,
+    /// Per run of [`SPAN`] frames of the current chunk: whether it needs
+    /// the interpolator.
+    need: Vec<bool>,
 }
+
+/// Frames per run in [`Oversampler::detect`]'s quiet-input test.
+const SPAN: usize = 64;
 
 impl Oversampler {
     fn new(channels: usize, sample_rate: u32) -> Self {
@@ -144,15 +164,21 @@ impl Oversampler {
         // interpolates the point i - taps/2 + p/factor. Stored reversed
         // (index k = taps - 1 - t) so that it lines up with the history slice.
         // Phase 0 is the identity (x[i - taps/2]) and is not stored.
-        let phases = (1..factor)
+        let phases: Vec<Vec<f32>> = (1..factor)
             .map(|p| {
                 (0..taps)
                     .map(|k| proto[(taps - 1 - k) * factor + p] as f32)
                     .collect()
             })
             .collect();
+        let gain = phases
+            .iter()
+            .map(|c| c.iter().map(|x| f64::from(x.abs())).sum::<f64>())
+            .fold(1.0f64, f64::max);
         Oversampler {
             taps,
+            gain: (gain * (1.0 + 1e-4)) as f32,
+            need: vec![false; CHUNK.div_ceil(SPAN)],
             phases,
             hist: vec![vec![0.0; taps - 1 + CHUNK]; channels],
             acc: vec![0.0; CHUNK],
@@ -175,26 +201,58 @@ impl Oversampler {
     /// [`input_mut`](Self::input_mut): writes into `peaks[i]` the largest
     /// oversampled magnitude over all channels in `[f, f + 1)`, where `f` is
     /// the frame `half()` frames before the `i`-th new one.
-    fn detect(&mut self, n: usize, peaks: &mut [f32]) {
+    ///
+    /// Values at or under `floor` need not be exact: a run of [`SPAN`]
+    /// frames whose interpolator inputs are provably too quiet to produce an
+    /// oversampled value above `floor` gets its sample peaks (phase 0)
+    /// instead, which are never above the exact value. So every value above
+    /// `floor` is exact, and a caller that only compares against `floor`
+    /// (the limiter's threshold, the meter's running maximum) gets the same
+    /// result as from the full computation.
+    fn detect(&mut self, n: usize, peaks: &mut [f32], floor: f32) {
         let t = self.taps;
         let x0 = t - 1 - t / 2;
         let peaks = &mut peaks[..n];
         peaks.fill(0.0);
+        // Which runs need the interpolator: |sum c_k x_k| <= gain * max |x_k|.
+        let mut runs = 0;
+        for (s, need) in self.need.iter_mut().enumerate() {
+            let a = s * SPAN;
+            if a >= n {
+                break;
+            }
+            let b = (a + SPAN).min(n);
+            let loudest = self
+                .hist
+                .iter()
+                .map(|h| h[a..b + t - 1].iter().fold(0.0f32, |m, x| m.max(x.abs())))
+                .fold(0.0f32, f32::max);
+            *need = loudest * self.gain > floor;
+            runs = s + 1;
+        }
         let acc = &mut self.acc[..n];
         for hist in &mut self.hist {
             // Phase 0 is the sample itself: x[i - half] sits at k = taps - 1 - half.
             for (p, x) in peaks.iter_mut().zip(&hist[x0..x0 + n]) {
                 *p = p.max(x.abs());
             }
-            for coefs in &self.phases {
-                acc.fill(0.0);
-                for (k, &ck) in coefs.iter().enumerate() {
-                    for (a, x) in acc.iter_mut().zip(&hist[k..k + n]) {
-                        *a += ck * x;
+            for (s, _) in self.need[..runs]
+                .iter()
+                .enumerate()
+                .filter(|(_, &need)| need)
+            {
+                let (a, b) = (s * SPAN, ((s + 1) * SPAN).min(n));
+                for coefs in &self.phases {
+                    let acc = &mut acc[a..b];
+                    acc.fill(0.0);
+                    for (k, &ck) in coefs.iter().enumerate() {
+                        for (y, x) in acc.iter_mut().zip(&hist[a + k..b + k]) {
+                            *y += ck * x;
+                        }
                     }
-                }
-                for (p, a) in peaks.iter_mut().zip(acc.iter()) {
-                    *p = p.max(a.abs());
+                    for (p, y) in peaks[a..b].iter_mut().zip(acc.iter()) {
+                        *p = p.max(y.abs());
+                    }
                 }
             }
             hist.copy_within(n..n + t - 1, 0);
@@ -251,7 +309,7 @@ impl TruePeakMeter {
                     self.max = self.max.max(x.abs());
                 }
             }
-            self.os.detect(n, &mut self.peaks);
+            self.os.detect(n, &mut self.peaks, self.max);
             for p in &self.peaks[..n] {
                 self.max = self.max.max(*p);
             }
@@ -331,6 +389,27 @@ impl GainComputer {
         self.deficit = 0.0;
         self.nonzero = 0;
         self.maxq.clear();
+    }
+
+    /// Whether the computer is at rest: no reduction pending or releasing,
+    /// so required gains of 1 give gains of exactly 1.
+    fn idle(&self) -> bool {
+        self.minq.is_empty() && self.nonzero == 0 && self.h == 1.0
+    }
+
+    /// The effect of `n` calls of [`push`](Self::push) with readings at or
+    /// under the threshold on an [`idle`](Self::idle) computer (each would
+    /// return 1), without the per-frame work.
+    fn pass(&mut self, n: usize) {
+        debug_assert!(self.idle());
+        if n == 0 {
+            return;
+        }
+        self.next += n as u64;
+        self.pos = (self.pos + n) % self.ring.len();
+        self.deficit = 0.0;
+        self.maxq.clear();
+        self.maxq.push_back((self.next - 1, 1.0));
     }
 
     /// Takes `seg[j]` (for the next frame `j`) and returns `G[j - (L - 1) - H]`.
@@ -453,6 +532,9 @@ pub struct Limiter {
     gains: Vec<f32>,
     /// Output frames still to drop (they precede the first input frame).
     skip: usize,
+    /// The largest `f32` not above the gain computer's threshold: detector
+    /// readings at or under it ask for no gain reduction.
+    floor: f32,
     min_gain: f32,
 }
 
@@ -529,6 +611,7 @@ impl Limiter {
             peaks: vec![0.0; CHUNK],
             gains: vec![0.0; CHUNK],
             skip: latency,
+            floor: f32_at_most(thresh),
             min_gain: 1.0,
         }
     }
@@ -600,9 +683,15 @@ impl Limiter {
             let d = &mut self.delay[c];
             load(&mut d[lat..lat + n], src);
         }
-        self.os.detect(n, &mut self.peaks);
-        for (g, p) in self.gains[..n].iter_mut().zip(&self.peaks[..n]) {
-            *g = self.gc.push(*p);
+        self.os.detect(n, &mut self.peaks, self.floor);
+        let floor = self.floor;
+        if self.gc.idle() && self.peaks[..n].iter().all(|&p| p <= floor) {
+            self.gains[..n].fill(1.0);
+            self.gc.pass(n);
+        } else {
+            for (g, p) in self.gains[..n].iter_mut().zip(&self.peaks[..n]) {
+                *g = self.gc.push(*p);
+            }
         }
         let skip = self.skip.min(n);
         self.skip -= skip;
@@ -1032,6 +1121,73 @@ mod tests {
             m2.process(&[c]);
         }
         assert_eq!(m.true_peak(), m2.true_peak());
+    }
+
+    /// Speech-like bursts: noise syllables whose peaks range from far under
+    /// the ceiling to well over it, with short pauses between them.
+    fn bursts(n: usize, seed: u64) -> Vec<f32> {
+        let raw = noise(n, 1.0, seed);
+        let levels = [0.05f32, 0.3, 0.7, 0.85, 0.95, 1.2, 0.02, 0.6, 2.0, 0.9];
+        raw.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let syl = i / 3000;
+                let pos = (i % 3000) as f32 / 3000.0;
+                let env = if pos < 0.8 {
+                    (pos / 0.8 * PI as f32).sin()
+                } else {
+                    0.0
+                };
+                x * env * levels[syl % levels.len()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skipping_quiet_runs_changes_nothing() {
+        // The detector skips the interpolator where its inputs are provably
+        // too quiet; a limiter and a meter that never skip must agree exactly.
+        let rate = 44_100;
+        let n = rate as usize * 3;
+        // Then a quarter-rate sine whose samples sit at 0.707 of its peak:
+        // under the ceiling, while its inter-sample peaks are over it.
+        let over = sine(n / 3, rate, f64::from(rate) / 4.0, 1.1, PI / 4.0);
+        let sig: Vec<Vec<f32>> = [bursts(n, 5), bursts(n, 6)]
+            .into_iter()
+            .map(|mut c| {
+                c.extend_from_slice(&over);
+                c
+            })
+            .collect();
+        let n = sig[0].len();
+        let mut fast = Limiter::new(2, rate, CEIL);
+        let mut exact = Limiter::new(2, rate, CEIL);
+        exact.floor = -1.0;
+        let a = run(&mut fast, &sig, 1000);
+        let b = run(&mut exact, &sig, 1000);
+        assert!(fast.min_gain() < 0.6, "the signal must be limited");
+        assert_eq!(a, b);
+
+        let mut meter = TruePeakMeter::new(2, rate);
+        meter.process(&planes(&sig));
+        let mut os = Oversampler::new(2, rate);
+        let mut peaks = vec![0.0; CHUNK];
+        let mut want = 0.0f32;
+        for start in (0..n).step_by(CHUNK) {
+            let m = (n - start).min(CHUNK);
+            for (c, ch) in sig.iter().enumerate() {
+                os.input_mut(c, m).copy_from_slice(&ch[start..start + m]);
+            }
+            os.detect(m, &mut peaks, -1.0);
+            want = peaks[..m].iter().fold(want, |a, &p| a.max(p));
+        }
+        // The meter also takes the newest samples' own peaks, which the
+        // exact run sees only after `half()` more frames.
+        let tail = sig
+            .iter()
+            .flat_map(|c| &c[n - 6..])
+            .fold(want, |a, x| a.max(x.abs()));
+        assert_eq!(meter.true_peak(), tail);
     }
 
     #[test]
