@@ -73,7 +73,12 @@ fn db_to_lin(db: f64) -> f64 {
 fn f32_at_most(x: f64) -> f32 {
     let f = x as f32;
     if f64::from(f) > x {
-        f.next_down()
+        // The next f32 toward minus infinity (x is finite here: f > x).
+        match f.to_bits() {
+            0 | 0x8000_0000 => -f32::from_bits(1),
+            b if f > 0.0 => f32::from_bits(b - 1),
+            b => f32::from_bits(b + 1),
+        }
     } else {
         f
     }
@@ -1141,6 +1146,23 @@ mod tests {
                 x * env * levels[syl % levels.len()]
             })
             .collect()
+    }
+
+    #[test]
+    fn f32_at_most_rounds_down() {
+        for x in [0.1f64, -0.1, 0.891_250_938, 1e-50, -1e-50, 0.0, 0.5] {
+            let f = f32_at_most(x);
+            assert!(f64::from(f) <= x, "{x}");
+            // ... and it is the largest such f32.
+            let up = if f >= 0.0 {
+                f32::from_bits(f.to_bits() + 1)
+            } else if f == -f32::from_bits(1) {
+                0.0
+            } else {
+                f32::from_bits(f.to_bits() - 1)
+            };
+            assert!(f64::from(up) > x || up == 0.0 && x >= 0.0, "{x}");
+        }
     }
 
     #[test]
