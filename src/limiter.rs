@@ -54,7 +54,7 @@ pub const CHUNK: usize = 1024;
 /// not exactly `g` times the oversampled peak of `x` when `g` changes from
 /// sample to sample (the interpolator mixes samples that got slightly
 /// different gains), and the gain is rounded to `f32`; the margin absorbs both.
-const MARGIN_DB: f64 = 0.1;
+pub const MARGIN_DB: f64 = 0.1;
 
 /// Release snaps to exactly 1 when this close to it (about 9e-6 dB), so
 /// signals under the ceiling pass through bit-exactly once recovered.

@@ -12,16 +12,17 @@
 //! 5. Verification: each finished MP3 is decoded and measured; if a true peak
 //!    is over the ceiling, step 3–4 run again with more headroom.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Instant;
 
 use crate::audio::{Block, BlockSource, Mono, Processed, Source};
+use crate::calibrate::{predicted_gain, HopStats};
 use crate::decode::Decoder;
 use crate::encode::{Mp3Settings, Mp3Writer};
 use crate::error::{Error, Result, Stage};
 use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES};
-use crate::limiter::Limiter;
+use crate::limiter::{Limiter, MARGIN_DB};
 use crate::loudness::{
     leveller_curve, measure, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS,
 };
@@ -44,10 +45,19 @@ pub fn limited<S: Source>(inner: S, ceiling_dbtp: f64) -> Limited<S> {
 /// A recording after the first pass.
 struct Prepared {
     subject: String,
-    spool: std::path::PathBuf,
+    /// The trimmed recording.
+    spool: PathBuf,
     frames: u64,
     measurement: Measurement,
+    /// Gain plan before the limiter (the calibrated one once calibrated).
     plan: GainPlan,
+    hops: HopStats,
+    /// Where the calibrated, limited recording is spooled.
+    limited: PathBuf,
+    /// What the renders read: the spool and the gain to apply to it (the
+    /// trimmed recording and the whole plan when no limiting is needed, or
+    /// the limited one and the trim after the limiter).
+    render: (PathBuf, GainPlan),
     report: RecordingReport,
 }
 
@@ -67,11 +77,15 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
     );
     let mut meter = Meter::new(1, rate, Measures::ALL)?;
     let mut writer = SpoolWriter::create(spool, 1)?;
+    let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
+    let mut hops = HopStats::new(hop);
     let mut block = Block::default();
     while chain.read(&mut block)? {
         meter.add_block(&block)?;
+        hops.add(block.channel(0));
         writer.write(&block)?;
     }
+    hops.finish();
     let frames = writer.finish()?;
     let stats = chain.stage().stats().clone();
     if !chain.stage().started() {
@@ -101,7 +115,7 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
     let plan = GainPlan {
         gain_db: l.integrated_lufs - m.integrated_lufs,
         curve: leveller.then(|| leveller_curve(&series, m.integrated_lufs, l)),
-        hop: (HOP_SECONDS * f64::from(rate)).round() as usize,
+        hop,
     };
     let removed: u64 = stats.cuts.iter().map(|c| c.len).sum();
     let report = RecordingReport {
@@ -118,42 +132,70 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
         input_true_peak_dbtp: m.true_peak_dbtp,
         leveller,
         gain_db: plan.gain_db,
+        calibration_passes: 0,
     };
     Ok(Prepared {
         subject: subject.to_string(),
         spool: spool.to_path_buf(),
         frames,
         measurement: m,
+        render: (spool.to_path_buf(), plan.clone()),
         plan,
+        hops,
+        limited: spool.with_extension("limited.f32"),
         report,
     })
 }
 
-/// The processed recording: spool → gain → limiter.
-fn processed(p: &Prepared, rate: u32, ceiling: f64) -> Result<Limited<Gain<SpoolReader>>> {
-    let spool = SpoolReader::open(&p.spool, rate, 1, p.frames)?;
-    Ok(limited(Gain::new(spool, &p.plan), ceiling))
+/// The processed recording, as calibrated: its render spool and gain.
+fn processed(p: &Prepared, rate: u32) -> Result<Gain<SpoolReader>> {
+    let spool = SpoolReader::open(&p.render.0, rate, 1, p.frames)?;
+    Ok(Gain::new(spool, &p.render.1))
 }
 
-/// Adjusts the linear gain until the limited signal measures on target
-/// (within 0.02 LU, at most six rounds).
+/// The limited signal may come out this much louder than the target before
+/// another calibration pass is preferred to a larger trim after the limiter.
+const MAX_TRIM_DB: f64 = 0.5;
+
+/// Finds the gain that puts the limited recording on target and spools the
+/// limited recording (see [`crate::calibrate`]): one pass of gain → limiter
+/// → meter at the predicted gain, then a trim after the limiter, or more
+/// passes with secant steps when the pass came out under the target or more
+/// than [`MAX_TRIM_DB`] over it (at most six).
 fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> {
+    let rate = settings.sample_rate;
     let target = settings.loudness.integrated_lufs;
-    p.plan.gain_db = target - p.measurement.integrated_lufs;
-    let peak_after_gain = p.measurement.true_peak_dbtp + p.plan.gain_db;
+    let base = target - p.measurement.integrated_lufs;
+    p.plan.gain_db = base;
+    p.report.gain_db = base;
+    p.report.calibration_passes = 0;
+    let peak_after_gain = p.measurement.true_peak_dbtp + base;
     if p.plan.curve.is_none() && peak_after_gain <= ceiling - 0.1 {
         // Linear gain, limiter idle: loudness scales exactly with the gain.
+        p.render = (p.spool.clone(), p.plan.clone());
         return Ok(());
     }
-    // Secant steps: the limiter takes back part of each dB of gain, so the
-    // slope of output loudness against gain (≤ 1) is estimated from the
-    // last two rounds.
+    p.plan.gain_db = predicted_gain(&p.hops, &p.plan, base, ceiling - MARGIN_DB);
     let mut last: Option<(f64, f64)> = None;
-    for _ in 0..6 {
-        let mut src = processed(p, settings.sample_rate, ceiling)?;
-        let loud = measure(&mut src, Measures::INTEGRATED)?.integrated_lufs;
+    let mut trim = 0.0;
+    for pass in 1..=6 {
+        p.report.calibration_passes = pass;
+        let mut src = limited(
+            Gain::new(SpoolReader::open(&p.spool, rate, 1, p.frames)?, &p.plan),
+            ceiling,
+        );
+        let mut meter = Meter::new(1, rate, Measures::INTEGRATED)?;
+        let mut writer = SpoolWriter::create(&p.limited, 1)?;
+        let mut block = Block::default();
+        while src.read(&mut block)? {
+            meter.add_block(&block)?;
+            writer.write(&block)?;
+        }
+        writer.finish()?;
+        let loud = meter.measurement()?.integrated_lufs;
         let err = target - loud;
-        if err.abs() < 0.02 {
+        trim = err.min(0.0);
+        if (-MAX_TRIM_DB..0.02).contains(&err) {
             break;
         }
         let g = p.plan.gain_db;
@@ -162,9 +204,18 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
             _ => 1.0,
         };
         last = Some((g, loud));
-        p.plan.gain_db = g + err / slope;
+        // Aim a little high: the trim after the limiter takes the rest.
+        p.plan.gain_db = g + err / slope + 0.05;
     }
-    p.report.gain_db = p.plan.gain_db;
+    p.report.gain_db = p.plan.gain_db + trim;
+    p.render = (
+        p.limited.clone(),
+        GainPlan {
+            gain_db: trim,
+            curve: None,
+            hop: p.plan.hop,
+        },
+    );
     Ok(())
 }
 
@@ -201,7 +252,6 @@ fn encode_segment<S: Sink>(
     sink: &mut S,
     name: &str,
     settings: &Settings,
-    ceiling: f64,
 ) -> Result<u64> {
     sink.reset().map_err(|e| Error::io(name, "reset", e))?;
     let mp3 = Mp3Settings {
@@ -210,7 +260,7 @@ fn encode_segment<S: Sink>(
         sample_rate: settings.sample_rate,
         quality: settings.segment_mp3.quality,
     };
-    let mut src = processed(p, settings.sample_rate, ceiling)?;
+    let mut src = processed(p, settings.sample_rate)?;
     let mut w = Mp3Writer::new(name, &mut *sink, &mp3)?;
     let mut b = Block::default();
     while src.read(&mut b)? {
@@ -241,8 +291,8 @@ fn encode_episode<S: Sink>(
     let mut intro = BlockSource::new(rate, &bumpers[0], 4096);
     let mut inter = BlockSource::new(rate, &bumpers[1], 4096);
     let mut outro = BlockSource::new(rate, &bumpers[2], 4096);
-    let mut call = processed(caller, rate, ceiling)?;
-    let mut resp = processed(response, rate, ceiling)?;
+    let mut call = processed(caller, rate)?;
+    let mut resp = processed(response, rate)?;
     let lens = [
         bumpers[0].frames() as u64,
         caller.frames,
@@ -472,17 +522,9 @@ pub fn stitch<S: Sink>(
             response_segment,
         } = outputs;
         let (ep, cs, rs) = thread::scope(|s| {
-            let c = s.spawn(|| {
-                encode_segment(&caller, caller_segment, "caller segment", settings, ceiling)
-            });
+            let c = s.spawn(|| encode_segment(&caller, caller_segment, "caller segment", settings));
             let r = s.spawn(|| {
-                encode_segment(
-                    &response,
-                    response_segment,
-                    "response segment",
-                    settings,
-                    ceiling,
-                )
+                encode_segment(&response, response_segment, "response segment", settings)
             });
             let e = encode_episode(
                 &caller,

@@ -51,8 +51,12 @@ pub struct RecordingReport {
     pub input_true_peak_dbtp: f64,
     /// True if the leveller was used (the loudness range was wider than the target).
     pub leveller: bool,
-    /// Linear gain applied, in dB (on top of the leveller's curve when used).
+    /// Linear gain applied, in dB (on top of the leveller's curve when
+    /// used): the gain before the limiter plus the trim after it.
     pub gain_db: f64,
+    /// Passes through the limiter that calibration took (0 when no limiting
+    /// was needed; usually 1).
+    pub calibration_passes: u32,
 }
 
 /// Time spent in each stage, in seconds.

@@ -37,6 +37,16 @@ fn check_pair(call: &str, response: &str) {
     )
     .unwrap_or_else(|e| panic!("{call} + {response}: {e}"));
     check_outputs(&format!("{call} + {response}"), &out, &report);
+    // Calibration predicts the limiter's loss and trims after it, so one
+    // pass through the limiter is the rule (a second corrects a miss).
+    for (name, r) in [("caller", &report.caller), ("response", &report.response)] {
+        eprintln!("{name}: {} calibration pass(es)", r.calibration_passes);
+        assert!(
+            r.calibration_passes <= 2,
+            "{call} + {response}: {name} took {} calibration passes",
+            r.calibration_passes
+        );
+    }
 }
 
 #[test]
