@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Instant;
 
+use crate::ahead::read_ahead;
 use crate::audio::{Block, BlockSource, Mono, Processed, Source};
 use crate::calibrate::{predicted_gain, HopStats};
 use crate::decode::Decoder;
@@ -68,13 +69,31 @@ fn secs(frames: u64, rate: u32) -> f64 {
 /// First pass over one recording: decode, downmix, resample, trim; spool and measure.
 fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Prepared> {
     let rate = settings.sample_rate;
-    let dec = input.open_within(subject, &settings.limits, false)?;
-    let format = format!("{}/{}", dec.container_name(), dec.codec_name());
-    let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
-    let mut chain = trimmed(
-        Resample::new(Mono::new(dec), rate, subject)?,
-        &settings.silence,
-    );
+    thread::scope(|s| {
+        // Decode, downmix and resample on one thread, the rest on this one.
+        let (front, (format, in_rate, in_ch)) = read_ahead(s, subject, 8, || {
+            let dec = input.open_within(subject, &settings.limits, false)?;
+            let format = format!("{}/{}", dec.container_name(), dec.codec_name());
+            let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
+            let src = Resample::new(Mono::new(dec), rate, subject)?;
+            Ok((src, (format, in_rate, in_ch)))
+        })?;
+        measure_and_spool(subject, front, settings, spool, format, in_rate, in_ch)
+    })
+}
+
+/// The back half of [`analyse`]: trim, measure and spool.
+fn measure_and_spool(
+    subject: &str,
+    front: impl Source,
+    settings: &Settings,
+    spool: &Path,
+    format: String,
+    in_rate: u32,
+    in_ch: usize,
+) -> Result<Prepared> {
+    let rate = settings.sample_rate;
+    let mut chain = trimmed(front, &settings.silence);
     let mut meter = Meter::new(1, rate, Measures::ALL)?;
     let mut writer = SpoolWriter::create(spool, 1)?;
     let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
