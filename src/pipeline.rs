@@ -540,10 +540,27 @@ pub fn stitch<S: Sink>(
             caller_segment,
             response_segment,
         } = outputs;
+        // Each output is verified as soon as it is encoded, while the others
+        // are still encoding.
+        let checked = |name: &str, sink: &mut S, channels: usize, encoded: Result<(u64, u64)>| {
+            let (bytes, frames) = encoded?;
+            if !settings.verify {
+                return Ok((unverified(bytes, frames, rate, channels), 0.0));
+            }
+            let t = Instant::now();
+            let report = verify(name, sink, frames, rate, channels, bytes)?;
+            Ok((report, t.elapsed().as_secs_f64()))
+        };
         let (ep, cs, rs) = thread::scope(|s| {
-            let c = s.spawn(|| encode_segment(&caller, caller_segment, "caller segment", settings));
+            let c = s.spawn(|| {
+                let name = "caller segment";
+                let enc = encode_segment(&caller, caller_segment, name, settings);
+                checked(name, caller_segment, 1, enc.map(|b| (b, caller.frames)))
+            });
             let r = s.spawn(|| {
-                encode_segment(&response, response_segment, "response segment", settings)
+                let name = "response segment";
+                let enc = encode_segment(&response, response_segment, name, settings);
+                checked(name, response_segment, 1, enc.map(|b| (b, response.frames)))
             });
             let e = encode_episode(
                 &caller,
@@ -555,46 +572,12 @@ pub fn stitch<S: Sink>(
                 ceiling,
                 obs,
             );
-            (e, join(c), join(r))
+            (checked("episode", episode, 2, e), join(c), join(r))
         });
-        let ((ep_bytes, ep_frames), cs_bytes, rs_bytes) = (ep?, cs?, rs?);
+        let ((ep, ep_t), (cs, cs_t), (rs, rs_t)) = (ep?, cs?, rs?);
         timings.render_s += t.elapsed().as_secs_f64();
-
-        let t = Instant::now();
-        let reports = if settings.verify {
-            let (e, c, r) = thread::scope(|s| {
-                let c = s.spawn(|| {
-                    verify(
-                        "caller segment",
-                        caller_segment,
-                        caller.frames,
-                        rate,
-                        1,
-                        cs_bytes,
-                    )
-                });
-                let r = s.spawn(|| {
-                    verify(
-                        "response segment",
-                        response_segment,
-                        response.frames,
-                        rate,
-                        1,
-                        rs_bytes,
-                    )
-                });
-                let e = verify("episode", episode, ep_frames, rate, 2, ep_bytes);
-                (e, join(c), join(r))
-            });
-            [e?, c?, r?]
-        } else {
-            [
-                unverified(ep_bytes, ep_frames, rate, 2),
-                unverified(cs_bytes, caller.frames, rate, 1),
-                unverified(rs_bytes, response.frames, rate, 1),
-            ]
-        };
-        timings.verify_s += t.elapsed().as_secs_f64();
+        timings.verify_s += ep_t.max(cs_t).max(rs_t);
+        let reports = [ep, cs, rs];
         let over = reports
             .iter()
             .filter_map(|r| r.true_peak_dbtp)

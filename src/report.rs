@@ -67,9 +67,12 @@ pub struct Timings {
     pub analyse_s: f64,
     /// Loudness calibration through the limiter.
     pub calibrate_s: f64,
-    /// Render and encode the three outputs (second pass).
+    /// Render, encode and verify the three outputs (second pass; each
+    /// output is verified as soon as it is encoded, while the others are
+    /// still encoding).
     pub render_s: f64,
-    /// Decode and measure the finished files.
+    /// Of `render_s`, the longest time one output spent being decoded and
+    /// measured after it was encoded.
     pub verify_s: f64,
 }
 

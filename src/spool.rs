@@ -88,9 +88,8 @@ impl SpoolWriter {
         self.bytes.clear();
         let n = block.frames();
         if self.channels == 1 {
-            for &x in block.channel(0) {
-                self.bytes.extend_from_slice(&x.to_le_bytes());
-            }
+            self.bytes
+                .extend(block.channel(0).iter().flat_map(|x| x.to_le_bytes()));
         } else {
             for i in 0..n {
                 for c in 0..self.channels {
@@ -163,9 +162,13 @@ impl Source for SpoolReader {
         self.input
             .read_exact(bytes)
             .map_err(|e| Error::io(self.path.display().to_string(), "read spool", e))?;
-        for (i, s) in bytes.chunks_exact(4).enumerate() {
-            let x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-            block.channel_mut(i % self.channels).push(x);
+        let stride = 4 * self.channels;
+        for c in 0..self.channels {
+            block.channel_mut(c).extend(
+                bytes[4 * c..]
+                    .chunks(stride)
+                    .map(|s| f32::from_le_bytes([s[0], s[1], s[2], s[3]])),
+            );
         }
         self.remaining -= n as u64;
         Ok(true)
