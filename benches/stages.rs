@@ -7,6 +7,9 @@
 //! time (audio seconds per second of one core; the end-to-end `stitch` uses
 //! up to three threads, so its figure is per wall second).
 //!
+//! The loudness meter is also timed against the `ebur128` crate (a
+//! dev-dependency), configured as podstitch used it before its own meter.
+//!
 //! divan was tried as the harness and rejected: as a dev-dependency it added
 //! divan, divan-macros, rustix and a re-featured clap/bitflags to every
 //! `cargo test` build (about 90 s of compile time on the 2-core development
@@ -19,6 +22,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::Instant;
 
+use ebur128::{EbuR128, Mode};
 use podstitch::audio::{Block, MemorySource, Source};
 use podstitch::decode::Decoder;
 use podstitch::encode::{Mp3Settings, Mp3Writer};
@@ -72,6 +76,45 @@ fn bench(name: &str, audio_s: f64, mut f: impl FnMut()) {
         med * 1000.0,
         audio_s / med
     );
+}
+
+/// The meter podstitch used before its own: the `ebur128` crate in
+/// histogram mode, fed one 100 ms hop at a time with a short-term reading
+/// after each when the series is kept (and LRA mode then).
+fn ebur128_meter(ch: usize, input: &[Block], series: bool) -> (f64, f64, usize) {
+    let mut mode = Mode::I | Mode::HISTOGRAM;
+    if series {
+        mode |= Mode::LRA;
+    }
+    let mut e = EbuR128::new(ch as u32, RATE, mode).expect("valid");
+    let hop = (RATE / 10) as usize;
+    let (mut in_hop, mut values) = (0, 0);
+    for b in input {
+        let planes = b.planes();
+        if !series {
+            e.add_frames_planar_f32(&planes).expect("valid");
+            continue;
+        }
+        let mut at = 0;
+        while at < b.frames() {
+            let take = (hop - in_hop).min(b.frames() - at);
+            let part: Vec<&[f32]> = planes.iter().map(|p| &p[at..at + take]).collect();
+            e.add_frames_planar_f32(&part).expect("valid");
+            at += take;
+            in_hop += take;
+            if in_hop == hop {
+                in_hop = 0;
+                black_box(e.loudness_shortterm().expect("S mode"));
+                values += 1;
+            }
+        }
+    }
+    let lra = if series {
+        e.loudness_range().expect("LRA mode")
+    } else {
+        0.0
+    };
+    (e.loudness_global().expect("I mode"), lra, values)
 }
 
 fn decode_all(bytes: &[u8]) -> u64 {
@@ -143,8 +186,14 @@ fn main() {
         .chunks(4096)
         .map(|c| Block::from_channels(&[c, c]))
         .collect();
+    let loudness_series = Measures {
+        lra: true,
+        series: true,
+        true_peak: false,
+    };
     for (label, what) in [
         ("I", Measures::INTEGRATED),
+        ("I, LRA, series", loudness_series),
         ("I, TP", Measures::LOUDNESS_AND_PEAK),
         ("I, LRA, TP, series", Measures::ALL),
     ] {
@@ -157,6 +206,15 @@ fn main() {
                 }
                 black_box(m.measurement().expect("measured"));
             });
+            if !what.true_peak {
+                bench(
+                    &format!("loudness ebur128 {layout} ({label})"),
+                    secs,
+                    || {
+                        black_box(ebur128_meter(ch, input, what.series));
+                    },
+                );
+            }
         }
     }
     bench("limiter mono", secs, || {

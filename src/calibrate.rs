@@ -131,21 +131,36 @@ pub fn predicted_loss(stats: &HopStats, plan: &GainPlan, thresh_db: f64) -> f64 
     10.0 * (before / after).log10()
 }
 
+/// Most gain [`predicted_gain`] adds to make up for the predicted loss, in dB.
+pub const MAX_MAKEUP_DB: f64 = 6.0;
+
 /// The gain (dB) at which the limited signal is predicted to reach the
-/// loudness `base_db` of gain would give without a limiter: `base_db` plus
-/// the predicted loss at that gain (a fixed point, found by iteration).
+/// loudness that `base_db` of gain would give without leveller and limiter:
+/// the `g` with `g - predicted_loss(g) = base_db`, found by bisection (the
+/// left side never falls as `g` rises: a limiter cannot take back more than
+/// the gain added), at most [`MAX_MAKEUP_DB`] above `base_db`.
 pub fn predicted_gain(stats: &HopStats, plan: &GainPlan, base_db: f64, thresh_db: f64) -> f64 {
     let mut p = plan.clone();
-    let mut g = base_db;
-    for _ in 0..8 {
+    let mut reached = |g: f64| {
         p.gain_db = g;
-        let next = base_db + predicted_loss(stats, &p, thresh_db);
-        if (next - g).abs() < 0.01 {
-            return next;
-        }
-        g = next;
+        g - predicted_loss(stats, &p, thresh_db)
+    };
+    let (mut lo, mut hi) = (base_db - MAX_MAKEUP_DB, base_db + MAX_MAKEUP_DB);
+    if reached(hi) <= base_db {
+        return hi;
     }
-    g
+    if reached(lo) >= base_db {
+        return lo;
+    }
+    while hi - lo > 0.005 {
+        let mid = 0.5 * (lo + hi);
+        if reached(mid) < base_db {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 #[cfg(test)]
@@ -168,7 +183,7 @@ mod tests {
         s.finish();
         assert_eq!(s.hops().len(), 3);
         assert_eq!(s.hops()[0], (1.0, 1.25 / 4.0));
-        assert_eq!(s.hops()[1], (0.25, 0.25));
+        assert_eq!(s.hops()[1], (0.25, 0.0625));
         assert!((s.hops()[2].1 - 0.01).abs() < 1e-7);
     }
 
@@ -176,7 +191,7 @@ mod tests {
     fn loss_is_zero_under_the_threshold_and_grows_with_gain() {
         let mut s = HopStats::new(100);
         let sig: Vec<f32> = (0..10_000)
-            .map(|i| if (i / 100) % 5 == 0 { 0.9 } else { 0.1 })
+            .map(|i| if (i / 100) % 5 == 0 { 0.9 } else { 0.3 })
             .collect();
         s.add(&sig);
         s.finish();
@@ -184,9 +199,17 @@ mod tests {
         let a = predicted_loss(&s, &plan(3.0), -1.0);
         let b = predicted_loss(&s, &plan(6.0), -1.0);
         assert!(a > 0.5 && b > a, "{a} {b}");
+        // The predicted gain makes up for the predicted loss at that gain.
         let g = predicted_gain(&s, &plan(0.0), 3.0, -1.0);
-        let mut p = plan(g);
-        p.gain_db = g;
-        assert!((g - 3.0 - predicted_loss(&s, &p, -1.0)).abs() < 0.02);
+        assert!(g > 3.5, "{g}");
+        assert!((g - 3.0 - predicted_loss(&s, &plan(g), -1.0)).abs() < 0.02);
+        // Loudness that the limiter would take back entirely: capped.
+        let mut flat = HopStats::new(100);
+        flat.add(&vec![0.9; 10_000]);
+        flat.finish();
+        let capped = predicted_gain(&flat, &plan(0.0), 3.0, -1.0);
+        assert!((capped - 3.0 - MAX_MAKEUP_DB).abs() < 0.01, "{capped}");
+        // Under the threshold nothing is added.
+        assert!((predicted_gain(&s, &plan(0.0), -3.0, -1.0) + 3.0).abs() < 0.01);
     }
 }

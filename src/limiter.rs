@@ -43,8 +43,8 @@ use std::collections::VecDeque;
 
 /// Length of the polyphase prototype filter in oversampled taps: 48, as in
 /// the ITU-R BS.1770-4 Annex 2 reference (12 taps per phase at 4x, 24 at 2x).
-/// The design is the same Hann-windowed sinc that `ebur128` uses, so this
-/// meter and the pipeline's `ebur128`-based verification read alike.
+/// The design is the same Hann-windowed sinc that the `ebur128` crate uses,
+/// so this meter and ebur128's read alike (the tests compare them).
 const PROTO_TAPS: usize = 48;
 
 /// Frames processed per internal chunk (the size of every scratch buffer).

@@ -1,5 +1,6 @@
-//! Loudness: EBU R128 measurement (with the `ebur128` crate) and the gain
-//! plan that brings a recording to the target.
+//! Loudness: EBU R128 measurement (our own ITU-R BS.1770-4 meter, exact
+//! gating from kept 100 ms block energies: see [`Meter`]) and the gain plan
+//! that brings a recording to the target.
 //!
 //! A recording whose loudness range already fits the target gets one linear
 //! gain: nothing moves inside it, so nothing can pump. Only a recording whose
@@ -9,12 +10,13 @@
 //! the target range, frozen in pauses and smoothed with a wide Gaussian so it
 //! moves over seconds, never within a word.
 
-use ebur128::{EbuR128, Mode};
-use serde::Serialize;
+mod kweight;
+mod meter;
+
+pub use meter::{measure, Measurement, Measures, Meter};
 
 use crate::audio::{db_to_gain, Block, Source};
-use crate::error::{Error, Result, Stage};
-use crate::limiter::TruePeakMeter;
+use crate::error::Result;
 
 /// Loudness targets and limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,9 +47,6 @@ impl Default for LoudnessSettings {
     }
 }
 
-/// Most channels ebur128 measures.
-const MAX_CHANNELS: usize = 64;
-
 /// Spacing of the short-term loudness series and of the leveller's curve.
 pub const HOP_SECONDS: f64 = 0.1;
 /// Half the EBU short-term window (3 s, EBU Tech 3341 §2.3): the look-ahead
@@ -59,175 +58,6 @@ const LEVELLER_SIGMA_S: f64 = 2.0;
 /// the leveller holds its gain there (the relative gate of BS.1770 is −10 LU
 /// on 400 ms blocks; a 3 s window straddling a pause reads lower, hence −20).
 const LEVELLER_GATE_LU: f64 = 20.0;
-
-/// Results of a loudness measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Measurement {
-    /// Integrated loudness in LUFS (−inf for silence, reported as −70).
-    pub integrated_lufs: f64,
-    /// Loudness range in LU (0 when not measured).
-    pub lra_lu: f64,
-    /// Maximum true peak over all channels, in dBTP (−200 when not measured).
-    pub true_peak_dbtp: f64,
-    /// Frames measured.
-    pub frames: u64,
-}
-
-/// What a [`Meter`] measures besides integrated loudness (the cheapest set
-/// that answers the question keeps the meter fast).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Measures {
-    /// Loudness range (EBU Tech 3342).
-    pub lra: bool,
-    /// True peak (4× oversampled, [`TruePeakMeter`]).
-    pub true_peak: bool,
-    /// The short-term loudness every [`HOP_SECONDS`], for the leveller.
-    pub series: bool,
-}
-
-impl Measures {
-    /// Integrated loudness only.
-    pub const INTEGRATED: Measures = Measures {
-        lra: false,
-        true_peak: false,
-        series: false,
-    };
-    /// Integrated loudness and true peak.
-    pub const LOUDNESS_AND_PEAK: Measures = Measures {
-        lra: false,
-        true_peak: true,
-        series: false,
-    };
-    /// Everything.
-    pub const ALL: Measures = Measures {
-        lra: true,
-        true_peak: true,
-        series: true,
-    };
-}
-
-/// Streaming EBU R128 meter: integrated loudness and, as asked, LRA, true
-/// peak and the short-term loudness every [`HOP_SECONDS`].
-pub struct Meter {
-    r128: EbuR128,
-    tp: Option<TruePeakMeter>,
-    hop: usize,
-    /// Frames fed since the last hop boundary.
-    in_hop: usize,
-    series: Option<Vec<f32>>,
-    frames: u64,
-    lra: bool,
-}
-
-fn r128_err(e: ebur128::Error) -> Error {
-    Error::stage("loudness meter", Stage::Loudness, format!("{e:?}"))
-}
-
-impl Meter {
-    /// A meter for `channels` channels at `rate` Hz measuring `what`.
-    pub fn new(channels: usize, rate: u32, what: Measures) -> Result<Self> {
-        let mut mode = Mode::I | Mode::HISTOGRAM;
-        if what.lra || what.series {
-            mode |= Mode::LRA;
-        }
-        let r128 = EbuR128::new(channels as u32, rate, mode).map_err(r128_err)?;
-        Ok(Meter {
-            r128,
-            tp: what.true_peak.then(|| TruePeakMeter::new(channels, rate)),
-            hop: (HOP_SECONDS * f64::from(rate)).round() as usize,
-            in_hop: 0,
-            series: what.series.then(Vec::new),
-            frames: 0,
-            lra: what.lra,
-        })
-    }
-
-    /// Feeds planar frames.
-    pub fn add(&mut self, planes: &[&[f32]]) -> Result<()> {
-        let n = planes.first().map_or(0, |p| p.len());
-        self.frames += n as u64;
-        if let Some(tp) = self.tp.as_mut() {
-            tp.process(planes);
-        }
-        if self.series.is_none() {
-            return self.r128.add_frames_planar_f32(planes).map_err(r128_err);
-        }
-        let ch = planes.len().min(MAX_CHANNELS);
-        let mut start = 0;
-        let mut parts: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
-        while start < n {
-            let take = (self.hop - self.in_hop).min(n - start);
-            for (p, plane) in parts.iter_mut().zip(planes) {
-                *p = &plane[start..start + take];
-            }
-            self.r128
-                .add_frames_planar_f32(&parts[..ch])
-                .map_err(r128_err)?;
-            start += take;
-            self.in_hop += take;
-            if self.in_hop == self.hop {
-                self.in_hop = 0;
-                let s = self.r128.loudness_shortterm().map_err(r128_err)?;
-                if let Some(series) = self.series.as_mut() {
-                    series.push(s as f32);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Feeds a block.
-    pub fn add_block(&mut self, block: &Block) -> Result<()> {
-        self.add(&block.planes())
-    }
-
-    /// The measurement so far.
-    pub fn measurement(&self) -> Result<Measurement> {
-        let i = self.r128.loudness_global().map_err(r128_err)?;
-        let lra = if self.lra {
-            self.r128.loudness_range().map_err(r128_err)?
-        } else {
-            0.0
-        };
-        let tp = self.tp.as_ref().map_or(0.0, |m| {
-            // The interpolator needs a few frames after the last one to see
-            // the inter-sample peaks at the very end: pad a copy with silence.
-            let mut m = m.clone();
-            let pad = vec![0.0f32; 64];
-            let planes: Vec<&[f32]> = (0..self.r128.channels()).map(|_| &pad[..]).collect();
-            m.process(&planes);
-            f64::from(m.true_peak())
-        });
-        Ok(Measurement {
-            integrated_lufs: if i.is_finite() { i } else { -70.0 },
-            lra_lu: if lra.is_finite() { lra } else { 0.0 },
-            true_peak_dbtp: if tp > 0.0 { 20.0 * tp.log10() } else { -200.0 },
-            frames: self.frames,
-        })
-    }
-
-    /// Momentary loudness (the last 400 ms, EBU Tech 3341 §2.2) in LUFS;
-    /// −inf before 400 ms of audio or in digital silence.
-    pub fn momentary(&self) -> Result<f64> {
-        self.r128.loudness_momentary().map_err(r128_err)
-    }
-
-    /// The short-term loudness series (one value per hop), if kept.
-    pub fn take_series(&mut self) -> Vec<f32> {
-        self.series.take().unwrap_or_default()
-    }
-}
-
-/// Measures a whole source.
-pub fn measure(source: &mut dyn Source, what: Measures) -> Result<Measurement> {
-    let mut meter = Meter::new(source.channels(), source.sample_rate(), what)?;
-    let mut block = Block::default();
-    while source.read(&mut block)? {
-        meter.add_block(&block)?;
-    }
-    meter.measurement()
-}
 
 /// The leveller's gain curve (dB per hop, hop `k` at frame `k·hop`), from the
 /// short-term series of a recording with integrated loudness `integrated`.
