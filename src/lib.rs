@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod audio;
+pub mod chunked;
 pub mod decode;
 pub mod encode;
 pub mod error;
