@@ -247,6 +247,7 @@ fn main() {
         for chunk_s in [20, 5] {
             let options = ChunkOptions {
                 chunk: std::time::Duration::from_secs(chunk_s),
+                ..ChunkOptions::default()
             };
             let name = format!("encode stereo 128 kb/s q3 chunked {chunk_s} s, {threads} thr");
             bench(&name, secs, || {

@@ -37,6 +37,7 @@ fn settings(channels: u8, kbps: u32, rate: u32) -> Mp3Settings {
 fn chunks_of(seconds: f64) -> ChunkOptions {
     ChunkOptions {
         chunk: Duration::from_secs_f64(seconds),
+        ..ChunkOptions::default()
     }
 }
 

@@ -35,6 +35,7 @@ fn signal(frames: usize, channels: usize) -> Vec<Vec<f32>> {
 fn options(seconds: f64) -> ChunkOptions {
     ChunkOptions {
         chunk: Duration::from_secs_f64(seconds),
+        ..ChunkOptions::default()
     }
 }
 
@@ -209,41 +210,47 @@ impl Seek for Counting {
 #[test]
 fn memory_is_bounded_and_output_is_progressive() {
     let pool = EncodePool::new(2).unwrap();
-    let mut w =
-        ChunkedMp3Writer::with_options("t", Counting::default(), &stereo(), &pool, &options(1.0))
-            .unwrap();
-    let chunk_samples = (w.chunk * w.spf) as usize;
-    let pcm_capacity = w.pcm[0].capacity();
-    let frame = 418;
-    let tail_bound = ((PRE_ROLL + POST_ROLL + w.hold + 2) as usize) * frame;
-    let block = signal(4096, 2);
-    let planes: Vec<&[f32]> = block.iter().map(Vec::as_slice).collect();
-    let mut written = 0u64;
-    let mut max_tail = 0;
-    let chunks = 40;
-    while written < (chunks * chunk_samples) as u64 {
-        w.write(&planes).unwrap();
-        written += 4096;
-        assert!(w.pending.len() <= w.max_in_flight);
-        assert_eq!(w.pcm[0].capacity(), pcm_capacity, "PCM buffer never grows");
-        let tail = w.tail.as_ref().map_or(0, |t| t.run.bytes.len());
-        max_tail = max_tail.max(tail);
-        assert!(tail <= tail_bound, "tail of {tail} bytes held");
-        // Everything but the chunks in flight, the one being gathered and the
-        // held tail has reached the sink.
-        let behind = (w.max_in_flight + 2) * chunk_samples;
-        if written as usize > behind {
-            let expected = (written as usize - behind) / 1152 * 417;
-            assert!(
-                w.out.sink.0 as usize >= expected,
-                "sink has {} bytes",
-                w.out.sink.0
-            );
+    for in_flight in [None, Some(1)] {
+        let opts = ChunkOptions {
+            in_flight,
+            ..options(1.0)
+        };
+        let mut w =
+            ChunkedMp3Writer::with_options("t", Counting::default(), &stereo(), &pool, &opts)
+                .unwrap();
+        assert_eq!(w.max_in_flight, in_flight.unwrap_or(3));
+        let chunk_samples = (w.chunk * w.spf) as usize;
+        let pcm_capacity = w.pcm[0].capacity();
+        let frame = 418;
+        let tail_bound = ((PRE_ROLL + POST_ROLL + w.hold + 2) as usize) * frame;
+        let block = signal(4096, 2);
+        let planes: Vec<&[f32]> = block.iter().map(Vec::as_slice).collect();
+        let mut written = 0u64;
+        let mut max_tail = 0;
+        while written < 40 * chunk_samples as u64 {
+            w.write(&planes).unwrap();
+            written += 4096;
+            assert!(w.pending.len() <= w.max_in_flight);
+            assert_eq!(w.pcm[0].capacity(), pcm_capacity, "PCM buffer never grows");
+            let tail = w.tail.as_ref().map_or(0, |t| t.run.bytes.len());
+            max_tail = max_tail.max(tail);
+            assert!(tail <= tail_bound, "tail of {tail} bytes held");
+            // Everything but the chunks in flight, the one being gathered
+            // and the held tail has reached the sink.
+            let behind = (w.max_in_flight + 2) * chunk_samples;
+            if written as usize > behind {
+                let expected = (written as usize - behind) / 1152 * 417;
+                assert!(
+                    w.out.sink.0 as usize >= expected,
+                    "sink has {} bytes",
+                    w.out.sink.0
+                );
+            }
         }
+        let (sink, bytes) = w.finish().unwrap();
+        assert_eq!((sink.0, sink.1), (bytes, bytes));
+        assert!(max_tail > 0);
     }
-    let (sink, bytes) = w.finish().unwrap();
-    assert_eq!((sink.0, sink.1), (bytes, bytes));
-    assert!(max_tail > 0);
 }
 
 /// A writer dropped mid-stream cancels its queued chunks; the pool still
