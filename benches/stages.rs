@@ -5,7 +5,8 @@
 //! stage runs 5 times on synthetic or fixture audio prepared outside the timed
 //! region, and the median is printed with its throughput in multiples of real
 //! time (audio seconds per second of one core; the end-to-end `stitch` uses
-//! up to three threads, so its figure is per wall second).
+//! up to three threads and the chunked encoder one pool of 1 or 2 threads,
+//! so their figures are per wall second).
 //!
 //! The loudness meter is also timed against the `ebur128` crate (a
 //! dev-dependency), configured as podstitch used it before its own meter.
@@ -24,6 +25,7 @@ use std::time::Instant;
 
 use ebur128::{EbuR128, Mode};
 use podstitch::audio::{Block, MemorySource, Source};
+use podstitch::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use podstitch::decode::Decoder;
 use podstitch::encode::{Mp3Settings, Mp3Writer};
 use podstitch::limiter::Limiter;
@@ -287,6 +289,41 @@ fn main() {
             }
             black_box(w.finish().expect("finishes").1);
         });
+    }
+
+    // The chunked (parallel) writer against the single encoder above: one
+    // stereo stream, 20 s chunks (the default) and 5 s chunks (more of them,
+    // so a 60 s input shows how the pool scales).
+    let episode = Mp3Settings {
+        bitrate_kbps: 128,
+        channels: 2,
+        sample_rate: RATE,
+        quality: 3,
+    };
+    for threads in [1, 2] {
+        let pool = EncodePool::new(threads).expect("threads start");
+        for chunk_s in [20, 5] {
+            let options = ChunkOptions {
+                chunk: std::time::Duration::from_secs(chunk_s),
+                ..ChunkOptions::default()
+            };
+            let name = format!("encode stereo 128 kb/s q3 chunked {chunk_s} s, {threads} thr");
+            bench(&name, secs, || {
+                let mut w = ChunkedMp3Writer::with_options(
+                    "bench",
+                    Cursor::new(Vec::new()),
+                    &episode,
+                    &pool,
+                    &options,
+                )
+                .expect("valid settings");
+                for b in &blocks {
+                    let c = b.channel(0);
+                    w.write(&[c, c]).expect("encodes");
+                }
+                black_box(w.finish().expect("finishes").1);
+            });
+        }
     }
 
     // End to end: the committed fixtures, bumpers embedded, outputs in memory.

@@ -31,7 +31,7 @@ use mp3lame_encoder::{
 use crate::error::{Error, Result, Stage};
 
 /// Frames handed to LAME per call; bounds the scratch buffers.
-const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 4096;
 
 /// Sample rates MP3 can carry (MPEG-1, MPEG-2 and MPEG-2.5).
 const MPEG1_RATES: [u32; 3] = [32_000, 44_100, 48_000];
@@ -94,54 +94,11 @@ impl<W: Write + Seek> Mp3Writer<W> {
     ///
     /// `subject` names the output in errors (e.g. "episode (episode.mp3)").
     pub fn new(subject: &str, mut sink: W, settings: &Mp3Settings) -> Result<Self> {
-        let (bitrate, quality, mode) = check_settings(subject, settings)?;
-        let lame = |what: &str, e: mp3lame_encoder::BuildError| {
-            Error::stage(subject, Stage::Encode, format!("LAME rejected {what}: {e}"))
-        };
-        let mut builder = Builder::new().ok_or_else(|| {
-            Error::stage(subject, Stage::Encode, "LAME could not allocate an encoder")
-        })?;
-        builder
-            .set_num_channels(settings.channels)
-            .map_err(|e| lame("the channel count", e))?;
-        builder
-            .set_sample_rate(settings.sample_rate)
-            .map_err(|e| lame("the input sample rate", e))?;
-        builder
-            .set_output_sample_rate(std::num::NonZeroU32::new(settings.sample_rate))
-            .map_err(|e| lame("the output sample rate", e))?;
-        builder
-            .set_vbr_mode(mp3lame_encoder::VbrMode::Off)
-            .map_err(|e| lame("CBR mode", e))?;
-        builder
-            .set_brate(bitrate)
-            .map_err(|e| lame("the bitrate", e))?;
-        builder
-            .set_mode(mode)
-            .map_err(|e| lame("the channel mode", e))?;
-        builder
-            .set_quality(quality)
-            .map_err(|e| lame("the quality", e))?;
-        builder
-            .set_to_write_vbr_tag(true)
-            .map_err(|e| lame("the Info tag", e))?;
-        let encoder = builder.build().map_err(|e| lame("the settings", e))?;
-        if encoder.sample_rate() != settings.sample_rate {
-            return Err(Error::stage(
-                subject,
-                Stage::Encode,
-                format!(
-                    "LAME would resample {} Hz to {} Hz",
-                    settings.sample_rate,
-                    encoder.sample_rate()
-                ),
-            ));
-        }
-
+        let encoder = new_encoder(subject, settings)?;
         let start = sink
             .stream_position()
             .map_err(|e| Error::io(subject, "seek", e))?;
-        let tag = id3v2_tag(&encoder_name());
+        let tag = id3v2_tag();
         sink.write_all(&tag)
             .map_err(|e| Error::io(subject, "write", e))?;
         let frame_offset = tag.len() as u64;
@@ -151,7 +108,7 @@ impl<W: Write + Seek> Mp3Writer<W> {
             sink,
             encoder,
             channels: usize::from(settings.channels),
-            makeup: 1.0 / lame_preset_scale(settings.bitrate_kbps),
+            makeup: makeup_gain(settings),
             start,
             frame_offset,
             written: frame_offset,
@@ -192,18 +149,8 @@ impl<W: Write + Seek> Mp3Writer<W> {
                 scratch.extend(plane[pos..end].iter().map(|&x| clamp(x) * makeup));
             }
             self.out.clear();
-            let result = if self.channels == 1 {
-                self.encoder
-                    .encode_to_vec(MonoPcm(&self.scratch[0]), &mut self.out)
-            } else {
-                self.encoder.encode_to_vec(
-                    DualPcm {
-                        left: &self.scratch[0],
-                        right: &self.scratch[1],
-                    },
-                    &mut self.out,
-                )
-            };
+            let planes = [self.scratch[0].as_slice(), self.scratch[1].as_slice()];
+            let result = lame_encode(&mut self.encoder, &planes[..self.channels], &mut self.out);
             result.map_err(|e| Error::stage(&self.subject, Stage::Encode, e.to_string()))?;
             self.emit()?;
             pos = end;
@@ -217,22 +164,12 @@ impl<W: Write + Seek> Mp3Writer<W> {
     /// number of bytes written.
     pub fn finish(mut self) -> Result<(W, u64)> {
         self.out.clear();
-        self.encoder
-            .flush_to_vec::<FlushGap>(&mut self.out)
-            .map_err(|e| Error::stage(&self.subject, Stage::Encode, format!("flush: {e}")))?;
+        lame_flush(&self.subject, &mut self.encoder, &mut self.out)?;
         self.emit()?;
 
-        let tag_size = self.encoder.lame_tag_size();
         self.out.clear();
-        self.out.reserve(tag_size);
-        let got = self.encoder.lame_tag_encode_to_vec(&mut self.out);
-        if tag_size == 0 || got.map(|n| n.get()) != Some(tag_size) {
-            return Err(Error::stage(
-                &self.subject,
-                Stage::Encode,
-                "LAME produced no Info (gapless) tag frame",
-            ));
-        }
+        lame_tag_frame(&self.subject, &self.encoder, &mut self.out)?;
+        let tag_size = self.out.len();
         if self.frame_offset + tag_size as u64 > self.written {
             return Err(Error::stage(
                 &self.subject,
@@ -269,8 +206,105 @@ impl<W: Write + Seek> Mp3Writer<W> {
     }
 }
 
+/// Sets up a LAME encoder for `settings` (checked first): CBR, no ID3 tag,
+/// the Info tag placeholder as its first frame, no resampling.
+pub(crate) fn new_encoder(subject: &str, settings: &Mp3Settings) -> Result<Encoder> {
+    let (bitrate, quality, mode) = check_settings(subject, settings)?;
+    let lame = |what: &str, e: mp3lame_encoder::BuildError| {
+        Error::stage(subject, Stage::Encode, format!("LAME rejected {what}: {e}"))
+    };
+    let mut builder = Builder::new().ok_or_else(|| {
+        Error::stage(subject, Stage::Encode, "LAME could not allocate an encoder")
+    })?;
+    builder
+        .set_num_channels(settings.channels)
+        .map_err(|e| lame("the channel count", e))?;
+    builder
+        .set_sample_rate(settings.sample_rate)
+        .map_err(|e| lame("the input sample rate", e))?;
+    builder
+        .set_output_sample_rate(std::num::NonZeroU32::new(settings.sample_rate))
+        .map_err(|e| lame("the output sample rate", e))?;
+    builder
+        .set_vbr_mode(mp3lame_encoder::VbrMode::Off)
+        .map_err(|e| lame("CBR mode", e))?;
+    builder
+        .set_brate(bitrate)
+        .map_err(|e| lame("the bitrate", e))?;
+    builder
+        .set_mode(mode)
+        .map_err(|e| lame("the channel mode", e))?;
+    builder
+        .set_quality(quality)
+        .map_err(|e| lame("the quality", e))?;
+    builder
+        .set_to_write_vbr_tag(true)
+        .map_err(|e| lame("the Info tag", e))?;
+    let encoder = builder.build().map_err(|e| lame("the settings", e))?;
+    if encoder.sample_rate() != settings.sample_rate {
+        return Err(Error::stage(
+            subject,
+            Stage::Encode,
+            format!(
+                "LAME would resample {} Hz to {} Hz",
+                settings.sample_rate,
+                encoder.sample_rate()
+            ),
+        ));
+    }
+    Ok(encoder)
+}
+
+/// Encodes planar samples (one plane for mono, two for stereo; already
+/// clamped and scaled, at most [`CHUNK`] frames) and appends the bytes LAME
+/// hands out to `out`.
+pub(crate) fn lame_encode(
+    encoder: &mut Encoder,
+    planes: &[&[f32]],
+    out: &mut Vec<u8>,
+) -> std::result::Result<usize, mp3lame_encoder::EncodeError> {
+    debug_assert!(planes[0].len() <= CHUNK);
+    out.reserve(max_required_buffer_size(planes[0].len()));
+    match planes {
+        [mono] => encoder.encode_to_vec(MonoPcm(mono), out),
+        [left, right, ..] => encoder.encode_to_vec(DualPcm { left, right }, out),
+        [] => Ok(0),
+    }
+}
+
+/// Flushes the encoder with [`FlushGap`] (the tail is padded, not lost) and
+/// appends the last bytes to `out`.
+pub(crate) fn lame_flush(subject: &str, encoder: &mut Encoder, out: &mut Vec<u8>) -> Result<()> {
+    // LAME's flush writes at most 7200 bytes (mp3lame-encoder's documentation).
+    out.reserve(7200);
+    encoder
+        .flush_to_vec::<FlushGap>(out)
+        .map_err(|e| Error::stage(subject, Stage::Encode, format!("flush: {e}")))?;
+    Ok(())
+}
+
+/// Appends the LAME Info tag frame of a flushed encoder to `out`.
+pub(crate) fn lame_tag_frame(subject: &str, encoder: &Encoder, out: &mut Vec<u8>) -> Result<()> {
+    let tag_size = encoder.lame_tag_size();
+    out.reserve(tag_size);
+    let got = encoder.lame_tag_encode_to_vec(out);
+    if tag_size == 0 || got.map(|n| n.get()) != Some(tag_size) {
+        return Err(Error::stage(
+            subject,
+            Stage::Encode,
+            "LAME produced no Info (gapless) tag frame",
+        ));
+    }
+    Ok(())
+}
+
+/// The gain applied after clamping that undoes LAME's preset input scale.
+pub(crate) fn makeup_gain(settings: &Mp3Settings) -> f32 {
+    1.0 / lame_preset_scale(settings.bitrate_kbps)
+}
+
 #[inline]
-fn clamp(x: f32) -> f32 {
+pub(crate) fn clamp(x: f32) -> f32 {
     if x.is_nan() {
         0.0
     } else {
@@ -394,8 +428,10 @@ fn bad_bitrate(subject: &str, s: &Mp3Settings, mpeg1: bool) -> Error {
     ))
 }
 
-/// A minimal ID3v2.4 tag holding one UTF-8 `TSSE` (encoder settings) frame.
-fn id3v2_tag(encoder: &str) -> Vec<u8> {
+/// A minimal ID3v2.4 tag holding one UTF-8 `TSSE` (encoder settings) frame
+/// naming podstitch and LAME.
+pub(crate) fn id3v2_tag() -> Vec<u8> {
+    let encoder = encoder_name();
     let frame_body = 1 + encoder.len();
     let frame_len = 10 + frame_body;
     let mut tag = Vec::with_capacity(10 + frame_len);
@@ -420,7 +456,7 @@ fn synchsafe(n: usize) -> [u8; 4] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::f32::consts::TAU;
     use std::io::Cursor;
@@ -469,7 +505,7 @@ mod tests {
     }
 
     /// Decodes an MP3 with symphonia (gapless), planar.
-    fn decode(data: Vec<u8>) -> (u32, Vec<Vec<f32>>) {
+    pub(crate) fn decode(data: Vec<u8>) -> (u32, Vec<Vec<f32>>) {
         let mss = MediaSourceStream::new(Box::new(Cursor::new(data)), Default::default());
         let mut hint = Hint::new();
         hint.with_extension("mp3");

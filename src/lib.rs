@@ -6,6 +6,7 @@ pub mod ahead;
 pub mod analyze;
 pub mod audio;
 pub mod calibrate;
+pub mod chunked;
 pub mod decode;
 pub mod encode;
 pub mod error;
