@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::ahead::read_ahead;
 use crate::audio::{Block, BlockSource, Mono, Processed, Source};
 use crate::calibrate::{predicted_gain, HopStats};
+use crate::chunked::{ChunkedMp3Writer, EncodePool};
 use crate::decode::Decoder;
 use crate::encode::{Mp3Settings, Mp3Writer};
 use crate::error::{Error, Result, Stage};
@@ -297,6 +298,7 @@ fn encode_episode<S: Sink>(
     name: &str,
     settings: &Settings,
     ceiling: f64,
+    pool: &EncodePool,
     obs: &dyn Observer,
 ) -> Result<(u64, u64)> {
     sink.reset().map_err(|e| Error::io(name, "reset", e))?;
@@ -370,7 +372,7 @@ fn encode_episode<S: Sink>(
         },
     ];
     let mut limiter = Limiter::new(2, rate, ceiling);
-    let mut w = Mp3Writer::new(name, &mut *sink, &mp3)?;
+    let mut w = ChunkedMp3Writer::new(name, &mut *sink, &mp3, pool)?;
     let mut buf: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(8192)).collect();
     let mut done = 0u64;
     let mut last_report = 0u64;
@@ -520,6 +522,9 @@ pub fn stitch<S: Sink>(
         ));
     }
 
+    // The episode, the longest encode, is cut into chunks encoded on all
+    // cores; the segments encode on their own threads alongside.
+    let pool = EncodePool::with_available_parallelism()?;
     let tp = settings.loudness.true_peak_dbtp;
     let mut headroom = settings.loudness.mp3_headroom_db;
     let mut attempt = 0;
@@ -570,6 +575,7 @@ pub fn stitch<S: Sink>(
                 "episode",
                 settings,
                 ceiling,
+                &pool,
                 obs,
             );
             (checked("episode", episode, 2, e), join(c), join(r))
