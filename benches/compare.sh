@@ -15,6 +15,8 @@
 #                    3 runs each, medians reported.
 #   --with-debian-ffmpeg: also time the graph with the system `ffmpeg`
 #                    (Debian 12 ships 5.1, whose silenceremove differs).
+#   --with-no-verify: also time `podstitch stitch --no-verify` (podstitch-nv),
+#                    which shows what verifying the three MP3s costs.
 #   --table:         run nothing; print the table again from DIR/runs/raw.tsv
 #                    (also of an interrupted run: medians of the runs done).
 #
@@ -37,13 +39,14 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-full=0 ff5=0 table_only=0 dir=/tmp/podstitch-compare
+full=0 ff5=0 nv=0 table_only=0 dir=/tmp/podstitch-compare
 for a in "$@"; do
     case $a in
     --full) full=1 ;;
     --with-debian-ffmpeg) ff5=1 ;;
+    --with-no-verify) nv=1 ;;
     --table) table_only=1 ;;
-    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $a" >&2; exit 2 ;;
     *) dir=$a ;;
     esac
@@ -179,6 +182,10 @@ for ((r = 1; r <= runs; r++)); do
         fi
         timed "$c" podstitch "$r" "$o/podstitch" \
             "$bin" stitch --call "$in/call.webm" --response "$in/response.webm" --assets "$repo/assets" --out "$o/podstitch"
+        if ((nv)); then
+            timed "$c" podstitch-nv "$r" "$o/podstitch-nv" \
+                "$bin" stitch --no-verify --call "$in/call.webm" --response "$in/response.webm" --assets "$repo/assets" --out "$o/podstitch-nv"
+        fi
         wav="$runs_dir/$c/wav"
         if [[ ! -d $wav ]]; then # the floor's inputs, untimed
             mkdir -p "$wav"
@@ -207,7 +214,7 @@ mins = {'m14': (2.5, 11.8), 'm5': (2.5, 5), 'm15': (2.5, 15), 'm60': (2.5, 60)}
 def med(c, t, k):
     v = [float(r[k]) for r in rows if r[0] == c and r[1] == t]
     return st.median(v) if v else None
-tools = [t for t in ('ffmpeg-9', 'ffmpeg-deb', 'podstitch', 'lame-seq', 'lame-par') if any(r[1] == t for r in rows)]
+tools = [t for t in ('ffmpeg-9', 'ffmpeg-deb', 'podstitch', 'podstitch-nv', 'lame-seq', 'lame-par') if any(r[1] == t for r in rows)]
 loads = [float(r[6]) for r in rows]
 print(f"load average (1 min) at the start of each timed command: min {min(loads):.2f}, median {st.median(loads):.2f}, max {max(loads):.2f}")
 print()
