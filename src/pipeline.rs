@@ -71,14 +71,15 @@ fn secs(frames: u64, rate: u32) -> f64 {
 fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Prepared> {
     let rate = settings.sample_rate;
     thread::scope(|s| {
-        // Decode, downmix and resample on one thread, the rest on this one.
+        // Decode and downmix on one thread (decoding is the larger half),
+        // resample, trim, measure and spool on this one.
         let (front, (format, in_rate, in_ch)) = read_ahead(s, subject, 8, || {
             let dec = input.open_within(subject, &settings.limits, false)?;
             let format = format!("{}/{}", dec.container_name(), dec.codec_name());
             let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
-            let src = Resample::new(Mono::new(dec), rate, subject)?;
-            Ok((src, (format, in_rate, in_ch)))
+            Ok((Mono::new(dec), (format, in_rate, in_ch)))
         })?;
+        let front = Resample::new(front, rate, subject)?;
         measure_and_spool(subject, front, settings, spool, format, in_rate, in_ch)
     })
 }
@@ -200,19 +201,23 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
     let mut trim = 0.0;
     for pass in 1..=6 {
         p.report.calibration_passes = pass;
-        let mut src = limited(
-            Gain::new(SpoolReader::open(&p.spool, rate, 1, p.frames)?, &p.plan),
-            ceiling,
-        );
-        let mut meter = Meter::new(1, rate, Measures::INTEGRATED)?;
-        let mut writer = SpoolWriter::create(&p.limited, 1)?;
-        let mut block = Block::default();
-        while src.read(&mut block)? {
-            meter.add_block(&block)?;
-            writer.write(&block)?;
-        }
-        writer.finish()?;
-        let loud = meter.measurement()?.integrated_lufs;
+        let loud = thread::scope(|s| {
+            // Gain and limiter on one thread, measure and spool on this one.
+            let (spool, plan, frames) = (&p.spool, &p.plan, p.frames);
+            let (mut src, ()) = read_ahead(s, &p.subject, 8, move || {
+                let spool = SpoolReader::open(spool, rate, 1, frames)?;
+                Ok((limited(Gain::new(spool, plan), ceiling), ()))
+            })?;
+            let mut meter = Meter::new(1, rate, Measures::INTEGRATED)?;
+            let mut writer = SpoolWriter::create(&p.limited, 1)?;
+            let mut block = Block::default();
+            while src.read(&mut block)? {
+                meter.add_block(&block)?;
+                writer.write(&block)?;
+            }
+            writer.finish()?;
+            Ok::<_, Error>(meter.measurement()?.integrated_lufs)
+        })?;
         let err = target - loud;
         trim = err.min(0.0);
         if (-MAX_TRIM_DB..0.02).contains(&err) {
