@@ -54,8 +54,6 @@ struct Prepared {
     /// Gain plan before the limiter (the calibrated one once calibrated).
     plan: GainPlan,
     hops: HopStats,
-    /// Where the calibrated, limited recording is spooled.
-    limited: PathBuf,
     /// What the renders read: the spool and the gain to apply to it (the
     /// trimmed recording and the whole plan when no limiting is needed, or
     /// the limited one and the trim after the limiter).
@@ -163,7 +161,6 @@ fn measure_and_spool(
         render: (spool.to_path_buf(), plan.clone()),
         plan,
         hops,
-        limited: spool.with_extension("limited.f32"),
         report,
     })
 }
@@ -197,6 +194,8 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
         return Ok(());
     }
     p.plan.gain_db = predicted_gain(&p.hops, &p.plan, base, ceiling - MARGIN_DB);
+    // Beside the trimmed recording's spool, in the same private directory.
+    let limited_spool = p.spool.with_extension("limited.f32");
     let mut last: Option<(f64, f64)> = None;
     let mut trim = 0.0;
     for pass in 1..=6 {
@@ -209,7 +208,7 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
                 Ok((limited(Gain::new(spool, plan), ceiling), ()))
             })?;
             let mut meter = Meter::new(1, rate, Measures::INTEGRATED)?;
-            let mut writer = SpoolWriter::create(&p.limited, 1)?;
+            let mut writer = SpoolWriter::create(&limited_spool, 1)?;
             let mut block = Block::default();
             while src.read(&mut block)? {
                 meter.add_block(&block)?;
@@ -234,7 +233,7 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
     }
     p.report.gain_db = p.plan.gain_db + trim;
     p.render = (
-        p.limited.clone(),
+        limited_spool,
         GainPlan {
             gain_db: trim,
             curve: None,
