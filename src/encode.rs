@@ -95,13 +95,7 @@ impl<W: Write + Seek> Mp3Writer<W> {
     /// `subject` names the output in errors (e.g. "episode (episode.mp3)").
     pub fn new(subject: &str, mut sink: W, settings: &Mp3Settings) -> Result<Self> {
         let encoder = new_encoder(subject, settings)?;
-        let start = sink
-            .stream_position()
-            .map_err(|e| Error::io(subject, "seek", e))?;
-        let tag = id3v2_tag();
-        sink.write_all(&tag)
-            .map_err(|e| Error::io(subject, "write", e))?;
-        let frame_offset = tag.len() as u64;
+        let (start, frame_offset) = begin_stream(subject, &mut sink)?;
 
         Ok(Mp3Writer {
             subject: subject.to_owned(),
@@ -428,9 +422,21 @@ fn bad_bitrate(subject: &str, s: &Mp3Settings, mpeg1: bool) -> Error {
     ))
 }
 
+/// Starts an MP3 at the sink's current position by writing the ID3v2 tag;
+/// returns that position and the tag's length (where the first frame goes).
+pub(crate) fn begin_stream<W: Write + Seek>(subject: &str, sink: &mut W) -> Result<(u64, u64)> {
+    let start = sink
+        .stream_position()
+        .map_err(|e| Error::io(subject, "seek", e))?;
+    let tag = id3v2_tag();
+    sink.write_all(&tag)
+        .map_err(|e| Error::io(subject, "write", e))?;
+    Ok((start, tag.len() as u64))
+}
+
 /// A minimal ID3v2.4 tag holding one UTF-8 `TSSE` (encoder settings) frame
 /// naming podstitch and LAME.
-pub(crate) fn id3v2_tag() -> Vec<u8> {
+fn id3v2_tag() -> Vec<u8> {
     let encoder = encoder_name();
     let frame_body = 1 + encoder.len();
     let frame_len = 10 + frame_body;

@@ -55,7 +55,7 @@ use std::time::Duration;
 use mp3lame_encoder::Encoder;
 
 use crate::encode::{
-    clamp, id3v2_tag, lame_encode, lame_flush, lame_tag_frame, makeup_gain, new_encoder,
+    begin_stream, clamp, lame_encode, lame_flush, lame_tag_frame, makeup_gain, new_encoder,
     Mp3Settings, CHUNK,
 };
 use crate::error::{Error, Result, Stage};
@@ -355,12 +355,7 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
         let reach: u64 = if mpeg1 { 511 } else { 255 };
         let hold = reach.div_ceil(area) + 1;
 
-        let start = sink
-            .stream_position()
-            .map_err(|e| Error::io(subject, "seek", e))?;
-        let id3 = id3v2_tag();
-        sink.write_all(&id3)
-            .map_err(|e| Error::io(subject, "write", e))?;
+        let (start, id3_len) = begin_stream(subject, &mut sink)?;
         let subject: Arc<str> = Arc::from(subject);
         let channels = usize::from(settings.channels);
         let mut writer = ChunkedMp3Writer {
@@ -384,7 +379,7 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
                 subject,
                 sink,
                 start,
-                written: id3.len() as u64,
+                written: id3_len,
                 info_at: 0,
                 info_len: 0,
                 audio_frames: 0,
