@@ -39,19 +39,22 @@ fn options(seconds: f64) -> ChunkOptions {
     }
 }
 
+/// A stereo writer into memory.
+fn writer<'p>(
+    subject: &str,
+    pool: &'p EncodePool,
+    opts: &ChunkOptions,
+) -> Result<ChunkedMp3Writer<'p, Cursor<Vec<u8>>>> {
+    ChunkedMp3Writer::with_options(subject, Cursor::new(Vec::new()), &stereo(), pool, opts)
+}
+
 fn encode_with(
     planes: &[Vec<f32>],
     pool: &EncodePool,
     opts: &ChunkOptions,
     faults: Faults,
 ) -> Result<(Vec<u8>, ChunkReport)> {
-    let mut w = ChunkedMp3Writer::with_options(
-        "t (t.mp3)",
-        Cursor::new(Vec::new()),
-        &stereo(),
-        pool,
-        opts,
-    )?;
+    let mut w = writer("t (t.mp3)", pool, opts)?;
     w.faults = faults;
     let n = planes[0].len();
     let mut pos = 0;
@@ -138,14 +141,7 @@ fn a_panicking_chunk_encoder_is_an_encode_error() {
 #[test]
 fn after_an_error_the_writer_refuses_work() {
     let pool = EncodePool::new(1).unwrap();
-    let mut w = ChunkedMp3Writer::with_options(
-        "t",
-        Cursor::new(Vec::new()),
-        &stereo(),
-        &pool,
-        &options(1.0),
-    )
-    .unwrap();
+    let mut w = writer("t", &pool, &options(1.0)).unwrap();
     w.faults.panic_in_chunk = Some(0);
     let x = vec![0.1f32; RATE as usize];
     let mut failed = None;
@@ -258,14 +254,7 @@ fn memory_is_bounded_and_output_is_progressive() {
 #[test]
 fn dropping_an_unfinished_writer_does_not_hang() {
     let pool = EncodePool::new(1).unwrap();
-    let mut w = ChunkedMp3Writer::with_options(
-        "t",
-        Cursor::new(Vec::new()),
-        &stereo(),
-        &pool,
-        &options(1.0),
-    )
-    .unwrap();
+    let mut w = writer("t", &pool, &options(1.0)).unwrap();
     let x = signal(RATE as usize * 3, 2);
     w.write(&[&x[0], &x[1]]).unwrap();
     assert!(!w.pending.is_empty());
