@@ -339,6 +339,17 @@ impl Decoder {
         self.declared_frames
     }
 
+    /// Frames the container says to drop at the start (encoder and decoder
+    /// delay) and at the end (padding) of the track, when it says so: an MP3
+    /// carries them in its LAME tag.
+    pub fn declared_trim(&self) -> (Option<u32>, Option<u32>) {
+        self.format
+            .tracks()
+            .iter()
+            .find(|t| t.id == self.track_id)
+            .map_or((None, None), |t| (t.delay, t.padding))
+    }
+
     fn err(&self, stage: Stage, msg: impl Into<String>) -> Error {
         Error::stage(self.subject.clone(), stage, msg)
     }

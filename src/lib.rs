@@ -22,6 +22,7 @@ pub mod resample;
 pub mod settings;
 pub mod silence;
 pub mod spool;
+mod verify;
 
 pub use error::{Error, Result, Stage};
 pub use io::{Bumpers, FileSink, Input, Outputs, Sink};

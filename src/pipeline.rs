@@ -17,23 +17,21 @@ use std::thread;
 use std::time::Instant;
 
 use crate::ahead::read_ahead;
-use crate::audio::{Block, BlockSource, Mono, Processed, Source};
+use crate::audio::{Block, Mono, Processed, Source};
 use crate::calibrate::{predicted_gain, HopStats};
-use crate::chunked::{ChunkedMp3Writer, EncodePool};
-use crate::decode::Decoder;
-use crate::encode::{Mp3Settings, Mp3Writer};
+use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
+use crate::encode::Mp3Settings;
 use crate::error::{Error, Result, Stage};
 use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES};
 use crate::limiter::{Limiter, MARGIN_DB};
-use crate::loudness::{
-    leveller_curve, measure, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS,
-};
+use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
 use crate::mixer::{mix, plan_fades, MixPart};
 use crate::report::{Observer, OutputReport, RecordingReport, Report, Timings};
 use crate::resample::Resample;
 use crate::settings::Settings;
 use crate::silence::trimmed;
 use crate::spool::{SpoolReader, SpoolWriter, TempDir};
+use crate::verify::{check_tag, decode_stream, tee, WriteSeek};
 
 /// A source read through a true-peak [`Limiter`] (same length, aligned).
 pub type Limited<S> = Processed<S, Limiter>;
@@ -243,8 +241,22 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
     Ok(())
 }
 
-/// Decodes a bumper whole, at the common rate, mono or stereo.
-fn load_bumper(subject: &str, input: Input, settings: &Settings) -> Result<Block> {
+/// A bumper decoded at the common rate, mono or stereo, spooled to disk (so
+/// that it takes no memory while the outputs are encoded).
+struct Bumper {
+    spool: PathBuf,
+    channels: usize,
+    frames: u64,
+}
+
+impl Bumper {
+    fn reader(&self, rate: u32) -> Result<SpoolReader> {
+        SpoolReader::open(&self.spool, rate, self.channels, self.frames)
+    }
+}
+
+/// Decodes a bumper into a spool at `spool`.
+fn load_bumper(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Bumper> {
     let rate = settings.sample_rate;
     let dec = input.open_within(subject, &settings.limits, true)?;
     let src: Box<dyn Source> = if dec.channels() > 2 {
@@ -253,31 +265,37 @@ fn load_bumper(subject: &str, input: Input, settings: &Settings) -> Result<Block
         Box::new(dec)
     };
     let mut rs = Resample::new(src, rate, subject)?;
-    let mut all = Block::new(rs.channels(), 0);
+    let channels = rs.channels();
+    let mut writer = SpoolWriter::create(spool, channels)?;
     let mut b = Block::default();
     while rs.read(&mut b)? {
-        for c in 0..b.channels() {
-            all.channel_mut(c).extend_from_slice(b.channel(c));
-        }
+        writer.write(&b)?;
     }
-    if all.is_empty() {
+    let frames = writer.finish()?;
+    if frames == 0 {
         return Err(Error::stage(
             subject,
             Stage::Decode,
             "contains no audio; replace it with the bumper's MP3",
         ));
     }
-    all.shrink_to_fit();
-    Ok(all)
+    Ok(Bumper {
+        spool: spool.to_path_buf(),
+        channels,
+        frames,
+    })
 }
 
-fn encode_segment<S: Sink>(
+/// Audio per chunk of a segment's encoding.
+const SEGMENT_CHUNK: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn encode_segment(
     p: &Prepared,
-    sink: &mut S,
+    out: &mut dyn WriteSeek,
     name: &str,
     settings: &Settings,
-) -> Result<u64> {
-    sink.reset().map_err(|e| Error::io(name, "reset", e))?;
+    pool: &EncodePool,
+) -> Result<(u64, u64)> {
     let mp3 = Mp3Settings {
         bitrate_kbps: settings.segment_mp3.bitrate_kbps,
         channels: 1,
@@ -285,27 +303,31 @@ fn encode_segment<S: Sink>(
         quality: settings.segment_mp3.quality,
     };
     let mut src = processed(p, settings.sample_rate)?;
-    let mut w = Mp3Writer::new(name, &mut *sink, &mp3)?;
+    let opts = ChunkOptions {
+        chunk: SEGMENT_CHUNK,
+        in_flight: Some(2),
+        expected_samples: Some(p.frames),
+    };
+    let mut w = ChunkedMp3Writer::with_options(name, out, &mp3, pool, &opts)?;
     let mut b = Block::default();
     while src.read(&mut b)? {
         w.write(&b.planes())?;
     }
-    Ok(w.finish()?.1)
+    Ok((w.finish()?.1, p.frames))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn encode_episode<S: Sink>(
+fn encode_episode(
     caller: &Prepared,
     response: &Prepared,
-    bumpers: &[Block; 3],
-    sink: &mut S,
+    bumpers: &[Bumper; 3],
+    out: &mut dyn WriteSeek,
     name: &str,
     settings: &Settings,
     ceiling: f64,
     pool: &EncodePool,
     obs: &dyn Observer,
 ) -> Result<(u64, u64)> {
-    sink.reset().map_err(|e| Error::io(name, "reset", e))?;
     let rate = settings.sample_rate;
     let mp3 = Mp3Settings {
         bitrate_kbps: settings.episode_mp3.bitrate_kbps,
@@ -313,17 +335,17 @@ fn encode_episode<S: Sink>(
         sample_rate: rate,
         quality: settings.episode_mp3.quality,
     };
-    let mut intro = BlockSource::new(rate, &bumpers[0], 4096);
-    let mut inter = BlockSource::new(rate, &bumpers[1], 4096);
-    let mut outro = BlockSource::new(rate, &bumpers[2], 4096);
+    let mut intro = bumpers[0].reader(rate)?;
+    let mut inter = bumpers[1].reader(rate)?;
+    let mut outro = bumpers[2].reader(rate)?;
     let mut call = processed(caller, rate)?;
     let mut resp = processed(response, rate)?;
     let lens = [
-        bumpers[0].frames() as u64,
+        bumpers[0].frames,
         caller.frames,
-        bumpers[1].frames() as u64,
+        bumpers[1].frames,
         response.frames,
-        bumpers[2].frames() as u64,
+        bumpers[2].frames,
     ];
     let fade = (settings.crossfade_s * f64::from(rate)).round() as u64;
     let (fades, short) = plan_fades(&lens, fade);
@@ -376,7 +398,12 @@ fn encode_episode<S: Sink>(
         },
     ];
     let mut limiter = Limiter::new(2, rate, ceiling);
-    let mut w = ChunkedMp3Writer::new(name, &mut *sink, &mp3, pool)?;
+    let opts = ChunkOptions {
+        in_flight: Some(2),
+        expected_samples: Some(total),
+        ..ChunkOptions::default()
+    };
+    let mut w = ChunkedMp3Writer::with_options(name, out, &mp3, pool, &opts)?;
     let mut buf: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(8192)).collect();
     let mut done = 0u64;
     let mut last_report = 0u64;
@@ -399,29 +426,42 @@ fn encode_episode<S: Sink>(
     Ok((bytes, done))
 }
 
-fn verify<S: Sink>(
+/// Encodes one output into `sink` with `encode` (which returns the bytes and
+/// frames written) and, unless verification is off, verifies it while it is
+/// written (see [`crate::verify`]). Also returns how long the verification
+/// went on after the encoding had ended.
+fn render_output<S: Sink>(
     name: &str,
     sink: &mut S,
-    frames: u64,
-    rate: u32,
     channels: usize,
-    bytes: u64,
-) -> Result<OutputReport> {
-    let src = sink.reader().map_err(|e| Error::io(name, "read back", e))?;
-    let mut dec = Decoder::open(name, src)?;
-    let m = measure(&mut dec, Measures::LOUDNESS_AND_PEAK)?;
-    if m.frames != frames {
-        return Err(Error::stage(
-            name,
-            Stage::Verify,
-            format!("decodes to {} frames, {} were encoded", m.frames, frames),
-        ));
+    settings: &Settings,
+    encode: impl FnOnce(&mut dyn WriteSeek) -> Result<(u64, u64)>,
+) -> Result<(OutputReport, f64)> {
+    sink.reset().map_err(|e| Error::io(name, "reset", e))?;
+    let rate = settings.sample_rate;
+    if !settings.verify {
+        let (bytes, frames) = encode(&mut *sink)?;
+        return Ok((unverified(bytes, frames, rate, channels), 0.0));
     }
-    Ok(OutputReport {
+    let (streamed, bytes, frames, t) = thread::scope(|s| {
+        let (mut tee, pipe) = tee(&mut *sink).map_err(|e| Error::io(name, "seek", e))?;
+        let check = s.spawn(move || decode_stream(name, pipe, rate, channels));
+        let encoded = encode(&mut tee);
+        let t = Instant::now();
+        tee.end(encoded.as_ref().ok().map(|&(_, frames)| frames));
+        let streamed = join(check);
+        let (bytes, frames) = encoded?;
+        Ok::<_, Error>((streamed?, bytes, frames, t))
+    })?;
+    let file = sink.reader().map_err(|e| Error::io(name, "read back", e))?;
+    check_tag(name, file, frames, &streamed)?;
+    let m = &streamed.measurement;
+    let report = OutputReport {
         integrated_lufs: Some(m.integrated_lufs),
         true_peak_dbtp: Some(m.true_peak_dbtp),
         ..unverified(bytes, frames, rate, channels)
-    })
+    };
+    Ok((report, t.elapsed().as_secs_f64()))
 }
 
 fn unverified(bytes: u64, frames: u64, rate: u32, channels: usize) -> OutputReport {
@@ -471,43 +511,78 @@ pub fn stitch<S: Sink>(
     obs: &dyn Observer,
 ) -> Result<Report> {
     settings.validate()?;
-    let rate = settings.sample_rate;
     let tmp = TempDir::new(settings.temp_dir.as_deref())
         .map_err(|e| Error::io("temporary directory", "create", e))?;
     let mut timings = Timings::default();
 
-    let t = Instant::now();
     let call_name = format!("caller recording ({})", call.describe());
     let resp_name = format!("response recording ({})", response.describe());
-    let bumper_blocks = [
+    let Bumpers {
+        intro,
+        interstitial,
+        outro,
+    } = bumpers;
+    let load = |what: &str, input: Input| {
+        let subject = format!("{what} bumper ({})", input.describe());
         load_bumper(
-            &format!("intro bumper ({})", bumpers.intro.describe()),
-            bumpers.intro,
+            &subject,
+            input,
             settings,
-        )?,
-        load_bumper(
-            &format!("interstitial bumper ({})", bumpers.interstitial.describe()),
-            bumpers.interstitial,
-            settings,
-        )?,
-        load_bumper(
-            &format!("outro bumper ({})", bumpers.outro.describe()),
-            bumpers.outro,
-            settings,
-        )?,
+            &tmp.path().join(format!("{what}.f32")),
+        )
+    };
+    let bumpers = [
+        load("intro", intro)?,
+        load("interstitial", interstitial)?,
+        load("outro", outro)?,
     ];
-    let (caller, response) = thread::scope(|s| {
-        let c = s.spawn(|| analyse(&call_name, call, settings, &tmp.path().join("caller.f32")));
-        let r = analyse(
-            &resp_name,
-            response,
-            settings,
-            &tmp.path().join("response.f32"),
-        );
-        (join(c), r)
+    // The episode and the segments are cut into chunks encoded on all cores.
+    let pool = EncodePool::with_available_parallelism()?;
+    let tp = settings.loudness.true_peak_dbtp;
+    let mut headroom = settings.loudness.mp3_headroom_db;
+    let Outputs {
+        episode,
+        caller_segment,
+        response_segment,
+    } = outputs;
+    let timed = |f: &mut dyn FnMut() -> Result<()>| {
+        let t = Instant::now();
+        f().map(|()| t.elapsed().as_secs_f64())
+    };
+
+    // First attempt: the caller's recording, usually the shorter, is
+    // analysed, calibrated and its segment encoded while the response is
+    // still being analysed, so the cores are busy from the start.
+    let ceiling = tp - headroom;
+    let first = thread::scope(|s| {
+        let r = s.spawn(|| {
+            let t = Instant::now();
+            let mut p = analyse(
+                &resp_name,
+                response,
+                settings,
+                &tmp.path().join("response.f32"),
+            )?;
+            let analysed = t.elapsed().as_secs_f64();
+            let calibrated = timed(&mut || calibrate(&mut p, settings, ceiling))?;
+            Ok((p, analysed, calibrated))
+        });
+        let t = Instant::now();
+        let caller = analyse(&call_name, call, settings, &tmp.path().join("caller.f32"));
+        let analysed = t.elapsed().as_secs_f64();
+        let mut caller = caller?;
+        let calibrated = timed(&mut || calibrate(&mut caller, settings, ceiling))?;
+        let name = "caller segment";
+        let segment = render_output(name, caller_segment, 1, settings, |out| {
+            encode_segment(&caller, out, name, settings, &pool)
+        })?;
+        let (response, r_analysed, r_calibrated) = join(r)?;
+        timings.analyse_s = analysed.max(r_analysed);
+        timings.calibrate_s = calibrated.max(r_calibrated);
+        Ok::<_, Error>((caller, response, segment))
     });
-    let (mut caller, mut response) = (caller?, response?);
-    timings.analyse_s = t.elapsed().as_secs_f64();
+    let (mut caller, mut response, segment) = first?;
+    let mut caller_done = Some(segment);
     for p in [&caller, &response] {
         let r = &p.report;
         obs.log(&format!(
@@ -526,63 +601,44 @@ pub fn stitch<S: Sink>(
         ));
     }
 
-    // The episode, the longest encode, is cut into chunks encoded on all
-    // cores; the segments encode on their own threads alongside.
-    let pool = EncodePool::with_available_parallelism()?;
-    let tp = settings.loudness.true_peak_dbtp;
-    let mut headroom = settings.loudness.mp3_headroom_db;
-    let mut attempt = 0;
+    let mut attempt = 1;
     loop {
-        attempt += 1;
         let ceiling = tp - headroom;
-        let t = Instant::now();
-        thread::scope(|s| {
-            let c = s.spawn(|| calibrate(&mut caller, settings, ceiling));
-            let r = calibrate(&mut response, settings, ceiling);
-            join(c).and(r)
-        })?;
-        timings.calibrate_s += t.elapsed().as_secs_f64();
+        if attempt > 1 {
+            let t = Instant::now();
+            thread::scope(|s| {
+                let c = s.spawn(|| calibrate(&mut caller, settings, ceiling));
+                let r = calibrate(&mut response, settings, ceiling);
+                join(c).and(r)
+            })?;
+            timings.calibrate_s += t.elapsed().as_secs_f64();
+        }
 
         let t = Instant::now();
-        let Outputs {
-            episode,
-            caller_segment,
-            response_segment,
-        } = outputs;
-        // Each output is verified as soon as it is encoded, while the others
-        // are still encoding.
-        let checked = |name: &str, sink: &mut S, channels: usize, encoded: Result<(u64, u64)>| {
-            let (bytes, frames) = encoded?;
-            if !settings.verify {
-                return Ok((unverified(bytes, frames, rate, channels), 0.0));
-            }
-            let t = Instant::now();
-            let report = verify(name, sink, frames, rate, channels, bytes)?;
-            Ok((report, t.elapsed().as_secs_f64()))
-        };
+        // Each output is verified while it is written.
         let (ep, cs, rs) = thread::scope(|s| {
-            let c = s.spawn(|| {
-                let name = "caller segment";
-                let enc = encode_segment(&caller, caller_segment, name, settings);
-                checked(name, caller_segment, 1, enc.map(|b| (b, caller.frames)))
+            let c = s.spawn(|| match caller_done.take() {
+                Some(done) => Ok(done),
+                None => {
+                    let name = "caller segment";
+                    render_output(name, caller_segment, 1, settings, |out| {
+                        encode_segment(&caller, out, name, settings, &pool)
+                    })
+                }
             });
             let r = s.spawn(|| {
                 let name = "response segment";
-                let enc = encode_segment(&response, response_segment, name, settings);
-                checked(name, response_segment, 1, enc.map(|b| (b, response.frames)))
+                render_output(name, response_segment, 1, settings, |out| {
+                    encode_segment(&response, out, name, settings, &pool)
+                })
             });
-            let e = encode_episode(
-                &caller,
-                &response,
-                &bumper_blocks,
-                episode,
-                "episode",
-                settings,
-                ceiling,
-                &pool,
-                obs,
-            );
-            (checked("episode", episode, 2, e), join(c), join(r))
+            let name = "episode";
+            let e = render_output(name, episode, 2, settings, |out| {
+                encode_episode(
+                    &caller, &response, &bumpers, out, name, settings, ceiling, &pool, obs,
+                )
+            });
+            (e, join(c), join(r))
         });
         let ((ep, ep_t), (cs, cs_t), (rs, rs_t)) = (ep?, cs?, rs?);
         timings.render_s += t.elapsed().as_secs_f64();
@@ -594,6 +650,7 @@ pub fn stitch<S: Sink>(
             .fold(f64::NEG_INFINITY, f64::max)
             - tp;
         if over > 0.0 && attempt < 3 {
+            attempt += 1;
             headroom += over + 0.2;
             obs.log(&format!(
                 "a decoded output peaks {over:.2} dB over {tp} dBTP; rendering again with {headroom:.2} dB headroom"

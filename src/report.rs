@@ -63,16 +63,21 @@ pub struct RecordingReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timings {
-    /// Decode, resample, trim and measure both recordings (first pass).
+    /// Decode, resample, trim and measure a recording (first pass): the
+    /// longer of the two, which run side by side.
     pub analyse_s: f64,
-    /// Loudness calibration through the limiter.
+    /// Loudness calibration through the limiter: the longer of the two
+    /// recordings' (summed over renders when one is repeated).
     pub calibrate_s: f64,
-    /// Render, encode and verify the three outputs (second pass; each
-    /// output is verified as soon as it is encoded, while the others are
-    /// still encoding).
+    /// Render, encode and verify the outputs once both recordings are
+    /// calibrated (summed over renders when one is repeated). On the first
+    /// render the caller's segment is usually done already: it is encoded
+    /// as soon as the caller's recording is calibrated, while the response
+    /// is still being analysed.
     pub render_s: f64,
-    /// Of `render_s`, the longest time one output spent being decoded and
-    /// measured after it was encoded.
+    /// The longest time an output's verification went on after its
+    /// encoding had ended (each output is decoded and measured while it is
+    /// written).
     pub verify_s: f64,
 }
 

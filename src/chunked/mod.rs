@@ -99,6 +99,14 @@ pub struct ChunkOptions {
     /// while the writer gathers the next chunk. Writers sharing a pool may
     /// take less.
     pub in_flight: Option<usize>,
+    /// Samples per channel the writer expects to be given, if known. With
+    /// it, each chunk is queued at the fraction of the stream where it
+    /// starts, and the pool runs the chunk furthest behind first, so writers
+    /// sharing a pool that all say their length finish together (a longer
+    /// output no longer waits for a shorter one's chunks). Without it, the
+    /// writer's chunks go before any that have a fraction (in order). A
+    /// wrong guess only changes the order of the work, never the output.
+    pub expected_samples: Option<u64>,
 }
 
 impl Default for ChunkOptions {
@@ -108,6 +116,7 @@ impl Default for ChunkOptions {
         ChunkOptions {
             chunk: Duration::from_secs(20),
             in_flight: None,
+            expected_samples: None,
         }
     }
 }
@@ -152,11 +161,16 @@ pub struct ChunkedMp3Writer<'p, W: Write + Seek> {
     /// reservoir bytes a join overwrites are still in memory.
     hold: u64,
     max_in_flight: usize,
+    expected_samples: Option<u64>,
     cancel: CancelOnDrop,
 
     /// Audio (clamped and scaled for LAME) of the chunk being gathered, from
     /// its pre-roll on.
     pcm: Vec<Vec<f32>>,
+    /// Buffers of finished jobs, kept for the next chunks.
+    spare: Vec<Vec<f32>>,
+    /// PCM buffers allocated so far (bounded: they are recycled).
+    buffers: usize,
     /// Stream sample of `pcm[_][0]`.
     pcm_start: u64,
     /// Nominal first frame of the chunk being gathered.
@@ -367,8 +381,11 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
             chunk,
             hold,
             max_in_flight: options.in_flight.unwrap_or(pool.threads() + 1).max(1),
+            expected_samples: options.expected_samples,
             cancel: CancelOnDrop(Arc::new(AtomicBool::new(false))),
             pcm: Vec::new(),
+            spare: Vec::new(),
+            buffers: 0,
             pcm_start: 0,
             chunk_start: 0,
             samples: 0,
@@ -472,9 +489,31 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
         Ok(())
     }
 
-    /// An empty PCM buffer with room for a whole chunk job.
-    fn chunk_buffer(&self) -> Vec<f32> {
-        Vec::with_capacity(((PRE_ROLL + self.chunk + POST_ROLL) * self.spf) as usize)
+    /// Samples per channel of a whole chunk job's input.
+    fn job_len(&self) -> usize {
+        ((PRE_ROLL + self.chunk + POST_ROLL) * self.spf) as usize
+    }
+
+    /// An empty PCM buffer with room for a whole chunk job: a recycled one
+    /// if there is one.
+    fn chunk_buffer(&mut self) -> Vec<f32> {
+        self.spare.pop().unwrap_or_else(|| {
+            self.buffers += 1;
+            Vec::with_capacity(self.job_len())
+        })
+    }
+
+    /// Keeps the buffers of a job that is done with its input for later
+    /// chunks (never more than the writer can have in use at once), so the
+    /// writer allocates its PCM memory once instead of once per chunk.
+    fn recycle(&mut self, pcm: Vec<Vec<f32>>) {
+        let keep = usize::from(self.settings.channels) * (self.max_in_flight + 1);
+        for mut v in pcm {
+            if self.spare.len() < keep && v.capacity() >= self.job_len() {
+                v.clear();
+                self.spare.push(v);
+            }
+        }
     }
 
     fn write_planes(&mut self, planes: &[&[f32]]) -> Result<()> {
@@ -527,15 +566,12 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
             std::mem::take(&mut self.pcm)
         } else {
             let keep_from = ((next_start - PRE_ROLL) * self.spf - self.pcm_start) as usize;
-            let next = self
-                .pcm
-                .iter()
-                .map(|p| {
-                    let mut v = self.chunk_buffer();
-                    v.extend_from_slice(&p[keep_from..]);
-                    v
-                })
-                .collect();
+            let mut next = Vec::with_capacity(self.pcm.len());
+            for c in 0..self.pcm.len() {
+                let mut v = self.chunk_buffer();
+                v.extend_from_slice(&self.pcm[c][keep_from..]);
+                next.push(v);
+            }
             std::mem::replace(&mut self.pcm, next)
         };
         let job = ChunkJob {
@@ -569,7 +605,11 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
     fn spawn(&self, job: ChunkJob) -> Receiver<Result<Encoded>> {
         let (tx, rx) = sync_channel(1);
         let subject = Arc::clone(&job.subject);
-        self.pool.submit(Box::new(move || {
+        // How far along the stream the job starts, when the length is known.
+        let priority = self.expected_samples.map_or(0.0, |n| {
+            (job.first_frame * self.spf) as f64 / n.max(1) as f64
+        });
+        let run = Box::new(move || {
             let result =
                 catch_unwind(AssertUnwindSafe(move || run_job(job))).unwrap_or_else(|panic| {
                     let why = panic
@@ -585,7 +625,8 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
                 });
             // The writer may be gone (dropped after an error): nothing to do.
             let _ = tx.send(result);
-        }));
+        });
+        self.pool.submit(run, priority);
         rx
     }
 
@@ -613,6 +654,7 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
         };
         let tail = match self.tail.take() {
             None => {
+                self.recycle(std::mem::take(&mut b.pcm));
                 self.out.write_info_placeholder(&b.placeholder)?;
                 Tail {
                     run: b.run,
@@ -630,7 +672,10 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
                 let lo = (p.start + WARM_UP - PRE_ROLL).max(a.run.first + self.hold);
                 let chosen = choose_join(&a.run, &b.run, lo);
                 match chosen.filter(|_| !refuse) {
-                    Some(f) => self.splice(a, b, f, hold_from)?,
+                    Some(f) => {
+                        self.recycle(std::mem::take(&mut b.pcm));
+                        self.splice(a, b, f, hold_from)?
+                    }
                     None => self.continue_through(a, b, p.last, hold_from)?,
                 }
             }
@@ -717,7 +762,8 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
             panic: false,
         };
         let rx = self.spawn(job);
-        let more = self.receive(&rx)?;
+        let mut more = self.receive(&rx)?;
+        self.recycle(std::mem::take(&mut more.pcm));
         let mut run = a.run;
         run.bytes.extend_from_slice(&more.run.bytes);
         run.frames = scan(&run.bytes, 0).map_err(|e| lame_output(&self.subject, &e))?;

@@ -1,9 +1,10 @@
 //! A fixed set of worker threads that several chunked writers share, so the
 //! episode and the segments together never run more encoders than there are
-//! cores. Jobs are plain closures taken first come, first served; each writer
-//! gets its results back on its own channels.
-
-use std::collections::VecDeque;
+//! cores. Jobs are plain closures, each with a priority: a free worker takes
+//! the queued job of lowest priority value, the earliest of equals. Writers
+//! that know their length pass how far along it a chunk starts, so the
+//! writer furthest behind is served first and writers sharing the pool
+//! finish together. Each writer gets its results back on its own channels.
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -30,8 +31,24 @@ struct Shared {
 }
 
 struct State {
-    queue: VecDeque<Job>,
+    /// Queued jobs with their priority and submission number.
+    queue: Vec<(f64, u64, Job)>,
+    submitted: u64,
     closing: bool,
+}
+
+impl State {
+    /// Removes and returns the job to run next: lowest priority value, then
+    /// earliest submitted.
+    fn take(&mut self) -> Option<Job> {
+        let next = self
+            .queue
+            .iter()
+            .enumerate()
+            .min_by(|(_, a), (_, b)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map(|(i, _)| i)?;
+        Some(self.queue.swap_remove(next).2)
+    }
 }
 
 impl Shared {
@@ -61,7 +78,8 @@ impl EncodePool {
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                queue: Vec::new(),
+                submitted: 0,
                 closing: false,
             }),
             wake: Condvar::new(),
@@ -92,9 +110,14 @@ impl EncodePool {
         self.workers.len()
     }
 
-    /// Queues a job.
-    pub(crate) fn submit(&self, job: Job) {
-        self.shared.lock().queue.push_back(job);
+    /// Queues a job; queued jobs run lowest `priority` first, equals in
+    /// the order submitted.
+    pub(crate) fn submit(&self, job: Job, priority: f64) {
+        let mut state = self.shared.lock();
+        let n = state.submitted;
+        state.submitted += 1;
+        state.queue.push((priority, n, job));
+        drop(state);
         self.shared.wake.notify_one();
     }
 }
@@ -117,7 +140,7 @@ fn work(shared: &Shared) {
         let job = {
             let mut state = shared.lock();
             loop {
-                if let Some(job) = state.queue.pop_front() {
+                if let Some(job) = state.take() {
                     break Some(job);
                 }
                 if state.closing {
@@ -150,13 +173,14 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for i in 0..20 {
             let tx = tx.clone();
-            pool.submit(Box::new(move || {
+            let job = Box::new(move || {
                 if i == 3 {
                     panic!("job {i} fails");
                 }
                 let name = std::thread::current().name().map(str::to_owned);
                 tx.send((i, name)).unwrap();
-            }));
+            });
+            pool.submit(job, 0.0);
         }
         drop(tx);
         let mut got: Vec<_> = rx.iter().collect();
@@ -174,14 +198,36 @@ mod tests {
             let pool = EncodePool::new(1).unwrap();
             for _ in 0..5 {
                 let done = Arc::clone(&done);
-                pool.submit(Box::new(move || {
+                let job = Box::new(move || {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                     *done.lock().unwrap() += 1;
-                }));
+                });
+                pool.submit(job, 0.0);
             }
         }
         assert_eq!(*done.lock().unwrap(), 5);
         assert!(EncodePool::new(0).is_err());
         assert!(EncodePool::with_available_parallelism().unwrap().threads() >= 1);
+    }
+
+    #[test]
+    fn runs_lowest_priority_value_first_then_in_order() {
+        let pool = EncodePool::new(1).unwrap();
+        // Hold the only worker until everything is queued.
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        pool.submit(
+            Box::new(move || {
+                go_rx.recv().unwrap();
+            }),
+            0.0,
+        );
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for (name, priority) in [("a", 0.5), ("b", 0.25), ("c", 0.5), ("d", 0.0), ("e", 0.25)] {
+            let order = Arc::clone(&order);
+            pool.submit(Box::new(move || order.lock().unwrap().push(name)), priority);
+        }
+        go_tx.send(()).unwrap();
+        drop(pool);
+        assert_eq!(*order.lock().unwrap(), ["d", "b", "e", "a", "c"]);
     }
 }

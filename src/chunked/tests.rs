@@ -243,6 +243,15 @@ fn memory_is_bounded_and_output_is_progressive() {
                 );
             }
         }
+        // Each channel's buffers are allocated once: those in flight, the
+        // one being gathered and the next; then recycled.
+        assert!(w.chunks >= 30, "{} chunks", w.chunks);
+        assert!(
+            w.buffers <= 2 * (w.max_in_flight + 2),
+            "{} PCM buffers allocated for {} chunks",
+            w.buffers,
+            w.chunks
+        );
         let (sink, bytes) = w.finish().unwrap();
         assert_eq!((sink.0, sink.1), (bytes, bytes));
         assert!(max_tail > 0);
