@@ -54,8 +54,9 @@ pub struct Limits {
     pub max_input_bytes: u64,
     /// Longest recording accepted, in seconds of decoded audio (default 3 h).
     pub max_duration_s: f64,
-    /// Longest bumper accepted, in seconds (default 120 s: bumpers are held
-    /// in memory whole).
+    /// Longest bumper accepted, in seconds (default 120 s: a bumper is a
+    /// short jingle, and one that is not was most likely swapped for a
+    /// recording by mistake).
     pub max_bumper_duration_s: f64,
     /// Most channels an input may have (default 8).
     pub max_channels: usize,

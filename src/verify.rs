@@ -270,29 +270,12 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
+    use crate::chunked::tests::signal;
     use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
     use crate::encode::{Mp3Settings, Mp3Writer};
     use crate::loudness::measure;
 
     const RATE: u32 = 44_100;
-
-    /// A tone that swells and fades, with a little noise, different per channel.
-    fn planes(frames: usize, channels: usize) -> Vec<Vec<f32>> {
-        let mut seed = 11u32;
-        (0..channels)
-            .map(|c| {
-                (0..frames)
-                    .map(|i| {
-                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                        let noise = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                        let t = i as f32 / RATE as f32;
-                        let env = 0.5 + 0.45 * (t * 1.7 + c as f32).sin();
-                        env * (0.6 * (t * 330.0 * std::f32::consts::TAU).sin() + 0.1 * noise)
-                    })
-                    .collect()
-            })
-            .collect()
-    }
 
     fn settings(channels: u8) -> Mp3Settings {
         Mp3Settings {
@@ -364,7 +347,7 @@ mod tests {
     #[test]
     fn streaming_check_equals_decoding_the_finished_file() {
         for (chunked, channels) in [(false, 1), (false, 2), (true, 1), (true, 2)] {
-            let input = planes(7 * RATE as usize + 123, channels);
+            let input = signal(7 * RATE as usize + 123, channels);
             let (file, streamed, frames) = encode_verified(&input, chunked, 0);
             let streamed = streamed.unwrap();
             check_tag("t", Box::new(Cursor::new(file.clone())), frames, &streamed).unwrap();
@@ -382,7 +365,7 @@ mod tests {
 
     #[test]
     fn a_wrong_frame_count_or_tag_is_an_error() {
-        let input = planes(3 * RATE as usize, 1);
+        let input = signal(3 * RATE as usize, 1);
         // The stream holds less than the frames it is said to carry.
         let (_, streamed, _) = encode_verified(&input, false, 5000);
         let err = streamed.unwrap_err().to_string();

@@ -936,4 +936,4 @@ impl<W: Write + Seek> Output<W> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,7 @@ fn stereo() -> Mp3Settings {
 }
 
 /// Noisy tones with an envelope, different in each channel.
-fn signal(frames: usize, channels: usize) -> Vec<Vec<f32>> {
+pub(crate) fn signal(frames: usize, channels: usize) -> Vec<Vec<f32>> {
     let mut seed = 7u32;
     (0..channels)
         .map(|c| {
