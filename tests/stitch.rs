@@ -183,6 +183,48 @@ fn true_peak_promise_holds_on_a_clipped_square_wave() {
     }
 }
 
+/// Speech pushed to -10 LUFS without headroom: the limiter works hard and
+/// the MP3s overshoot the 0 dBTP ceiling, so every output is rendered again
+/// with more headroom, the caller's segment too (on the first render it was
+/// encoded early, before the response was ready), and what is delivered
+/// keeps the promise.
+#[test]
+fn an_overshoot_renders_every_output_again() {
+    let target = -10.0;
+    let mut settings = Settings::default();
+    settings.loudness.integrated_lufs = target;
+    settings.loudness.mp3_headroom_db = 0.0;
+    let logs = Logs::default();
+    let mut out = Outputs::in_memory();
+    let report = stitch(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fixture("response.ogg")),
+        Bumpers::embedded(),
+        &mut out,
+        &settings,
+        &logs,
+    )
+    .unwrap();
+    let logs = logs.0.into_inner().unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("rendering again")),
+        "no re-render: {logs:?}"
+    );
+    assert!(!logs.iter().any(|l| l.contains("still peaks")), "{logs:?}");
+    for (r, bytes) in [
+        (&report.episode, out.episode.get_ref()),
+        (&report.caller_segment, out.caller_segment.get_ref()),
+        (&report.response_segment, out.response_segment.get_ref()),
+    ] {
+        assert!(r.true_peak_dbtp.unwrap() <= 0.0, "{r:?}");
+        assert_eq!(r.bytes, bytes.len() as u64, "the file is the last render");
+    }
+    for r in [&report.caller_segment, &report.response_segment] {
+        let lufs = r.integrated_lufs.unwrap();
+        assert!((lufs - target).abs() < 0.3, "{r:?}");
+    }
+}
+
 #[test]
 fn readers_and_bytes_work_like_paths() {
     let call = std::fs::read(fixture("caller.webm")).unwrap();
