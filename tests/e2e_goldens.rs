@@ -36,11 +36,11 @@ mod common;
 use std::io::Cursor;
 
 use podstitch::loudness::{Measures, Meter};
-use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Report, Settings};
+use podstitch::{Input, Outputs, Quiet, Report, Settings};
 
 use common::{
-    bless, blessing, check_outputs, decode_bytes, fixture, golden_path, snr_db, wav_bytes,
-    write_candidate,
+    bless, blessing, check_outputs, decode_bytes, fixture, golden_path, snr_db, stitch_in_memory,
+    wav_bytes, write_candidate,
 };
 
 const MIN_SNR_DB: f64 = 50.0;
@@ -48,17 +48,7 @@ const MAX_LUFS_DIFF: f64 = 0.1;
 const MAX_TP_DIFF: f64 = 0.1;
 
 fn render(call: Input, response: Input) -> (Outputs<Cursor<Vec<u8>>>, Report) {
-    let mut out = Outputs::in_memory();
-    let report = stitch(
-        call,
-        response,
-        Bumpers::embedded(),
-        &mut out,
-        &Settings::default(),
-        &Quiet,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    (out, report)
+    stitch_in_memory(call, response, &Settings::default(), &Quiet)
 }
 
 /// Samples of a PCM WAV fixture as f32 (any bit depth hound reads).

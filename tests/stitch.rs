@@ -22,6 +22,22 @@ impl Observer for Logs {
     }
 }
 
+/// Runs the pipeline into memory; returns the outputs, the report and the
+/// lines logged.
+fn stitch_logged(
+    call: Input,
+    response: Input,
+    settings: &Settings,
+) -> (
+    Outputs<std::io::Cursor<Vec<u8>>>,
+    podstitch::Report,
+    Vec<String>,
+) {
+    let logs = Logs::default();
+    let (out, report) = common::stitch_in_memory(call, response, settings, &logs);
+    (out, report, logs.0.into_inner().unwrap())
+}
+
 /// Runs the pipeline on two fixtures and checks every promised property of
 /// the outputs (see `common::check_outputs`: loudness, true peak, pauses,
 /// leading silence, episode length, report and JSON equal to the files).
@@ -127,18 +143,11 @@ fn recording_shorter_than_the_fade_shortens_it_and_logs() {
     let tone: Vec<f32> = (0..(rate * 6 / 10))
         .map(|i| 0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 330.0 / rate as f32).sin())
         .collect();
-    let logs = Logs::default();
-    let mut out = Outputs::in_memory();
-    let report = stitch(
+    let (_, report, logs) = stitch_logged(
         Input::Bytes(wav_bytes(rate as u32, &tone)),
         Input::Path(fixture("response.ogg")),
-        Bumpers::embedded(),
-        &mut out,
         &Settings::default(),
-        &logs,
-    )
-    .unwrap();
-    let logs = logs.0.lock().unwrap();
+    );
     assert!(
         logs.iter().any(|l| l.contains("intro -> caller shortened")),
         "{logs:?}"
@@ -194,18 +203,11 @@ fn an_overshoot_renders_every_output_again() {
     let mut settings = Settings::default();
     settings.loudness.integrated_lufs = target;
     settings.loudness.mp3_headroom_db = 0.0;
-    let logs = Logs::default();
-    let mut out = Outputs::in_memory();
-    let report = stitch(
+    let (out, report, logs) = stitch_logged(
         Input::Path(fixture("caller.webm")),
         Input::Path(fixture("response.ogg")),
-        Bumpers::embedded(),
-        &mut out,
         &settings,
-        &logs,
-    )
-    .unwrap();
-    let logs = logs.0.into_inner().unwrap();
+    );
     assert!(
         logs.iter().any(|l| l.contains("rendering again")),
         "no re-render: {logs:?}"

@@ -9,7 +9,20 @@ use podstitch::analyze::analyze;
 use podstitch::audio::{Block, Source};
 use podstitch::decode::Decoder;
 use podstitch::silence::SilenceSettings;
-use podstitch::{Input, Outputs, Report};
+use podstitch::{stitch, Bumpers, Input, Observer, Outputs, Report, Settings};
+
+/// Stitches into memory with the embedded bumpers; panics with the error.
+pub fn stitch_in_memory(
+    call: Input,
+    response: Input,
+    settings: &Settings,
+    obs: &dyn Observer,
+) -> (Outputs<Cursor<Vec<u8>>>, Report) {
+    let mut out = Outputs::in_memory();
+    let report = stitch(call, response, Bumpers::embedded(), &mut out, settings, obs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (out, report)
+}
 
 /// A file under `fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
