@@ -37,6 +37,16 @@ pub(crate) const CHUNK: usize = 4096;
 const MPEG1_RATES: [u32; 3] = [32_000, 44_100, 48_000];
 const MPEG2_RATES: [u32; 6] = [16_000, 22_050, 24_000, 8_000, 11_025, 12_000];
 
+/// Samples per channel in one MP3 frame at `sample_rate`: 1152 for MPEG-1
+/// (32 kHz and up), 576 for MPEG-2 and 2.5 (one granule).
+pub(crate) fn frame_samples(sample_rate: u32) -> u64 {
+    if sample_rate >= 32_000 {
+        1152
+    } else {
+        576
+    }
+}
+
 /// MP3 output settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mp3Settings {

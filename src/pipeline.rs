@@ -59,6 +59,12 @@ struct Prepared {
     report: RecordingReport,
 }
 
+/// Runs `f`; its value and how long it took, in seconds.
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let t = Instant::now();
+    f().map(|v| (v, t.elapsed().as_secs_f64()))
+}
+
 fn secs(frames: u64, rate: u32) -> f64 {
     frames as f64 / f64::from(rate)
 }
@@ -316,6 +322,19 @@ fn encode_segment(
     Ok((w.finish()?.1, p.frames))
 }
 
+/// Encodes and verifies the segment of `p` into `sink`.
+fn render_segment<S: Sink>(
+    p: &Prepared,
+    sink: &mut S,
+    name: &str,
+    settings: &Settings,
+    pool: &EncodePool,
+) -> Result<(OutputReport, f64)> {
+    render_output(name, sink, 1, settings, |out| {
+        encode_segment(p, out, name, settings, pool)
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn encode_episode(
     caller: &Prepared,
@@ -545,10 +564,6 @@ pub fn stitch<S: Sink>(
         caller_segment,
         response_segment,
     } = outputs;
-    let timed = |f: &mut dyn FnMut() -> Result<()>| {
-        let t = Instant::now();
-        f().map(|()| t.elapsed().as_secs_f64())
-    };
 
     // First attempt: the caller's recording, usually the shorter, is
     // analysed, calibrated and its segment encoded while the response is
@@ -556,26 +571,15 @@ pub fn stitch<S: Sink>(
     let ceiling = tp - headroom;
     let first = thread::scope(|s| {
         let r = s.spawn(|| {
-            let t = Instant::now();
-            let mut p = analyse(
-                &resp_name,
-                response,
-                settings,
-                &tmp.path().join("response.f32"),
-            )?;
-            let analysed = t.elapsed().as_secs_f64();
-            let calibrated = timed(&mut || calibrate(&mut p, settings, ceiling))?;
+            let spool = tmp.path().join("response.f32");
+            let (mut p, analysed) = timed(|| analyse(&resp_name, response, settings, &spool))?;
+            let ((), calibrated) = timed(|| calibrate(&mut p, settings, ceiling))?;
             Ok((p, analysed, calibrated))
         });
-        let t = Instant::now();
-        let caller = analyse(&call_name, call, settings, &tmp.path().join("caller.f32"));
-        let analysed = t.elapsed().as_secs_f64();
-        let mut caller = caller?;
-        let calibrated = timed(&mut || calibrate(&mut caller, settings, ceiling))?;
-        let name = "caller segment";
-        let segment = render_output(name, caller_segment, 1, settings, |out| {
-            encode_segment(&caller, out, name, settings, &pool)
-        })?;
+        let spool = tmp.path().join("caller.f32");
+        let (mut caller, analysed) = timed(|| analyse(&call_name, call, settings, &spool))?;
+        let ((), calibrated) = timed(|| calibrate(&mut caller, settings, ceiling))?;
+        let segment = render_segment(&caller, caller_segment, "caller segment", settings, &pool)?;
         let (response, r_analysed, r_calibrated) = join(r)?;
         timings.analyse_s = analysed.max(r_analysed);
         timings.calibrate_s = calibrated.max(r_calibrated);
@@ -605,13 +609,14 @@ pub fn stitch<S: Sink>(
     loop {
         let ceiling = tp - headroom;
         if attempt > 1 {
-            let t = Instant::now();
-            thread::scope(|s| {
-                let c = s.spawn(|| calibrate(&mut caller, settings, ceiling));
-                let r = calibrate(&mut response, settings, ceiling);
-                join(c).and(r)
+            let ((), t) = timed(|| {
+                thread::scope(|s| {
+                    let c = s.spawn(|| calibrate(&mut caller, settings, ceiling));
+                    let r = calibrate(&mut response, settings, ceiling);
+                    join(c).and(r)
+                })
             })?;
-            timings.calibrate_s += t.elapsed().as_secs_f64();
+            timings.calibrate_s += t;
         }
 
         let t = Instant::now();
@@ -619,18 +624,16 @@ pub fn stitch<S: Sink>(
         let (ep, cs, rs) = thread::scope(|s| {
             let c = s.spawn(|| match caller_done.take() {
                 Some(done) => Ok(done),
-                None => {
-                    let name = "caller segment";
-                    render_output(name, caller_segment, 1, settings, |out| {
-                        encode_segment(&caller, out, name, settings, &pool)
-                    })
-                }
+                None => render_segment(&caller, caller_segment, "caller segment", settings, &pool),
             });
             let r = s.spawn(|| {
-                let name = "response segment";
-                render_output(name, response_segment, 1, settings, |out| {
-                    encode_segment(&response, out, name, settings, &pool)
-                })
+                render_segment(
+                    &response,
+                    response_segment,
+                    "response segment",
+                    settings,
+                    &pool,
+                )
             });
             let name = "episode";
             let e = render_output(name, episode, 2, settings, |out| {

@@ -29,6 +29,7 @@ use symphonia::core::io::{MediaSource, ReadOnlySource};
 
 use crate::audio::{Block, Source};
 use crate::decode::Decoder;
+use crate::encode::frame_samples;
 use crate::error::{Error, Result, Stage};
 use crate::loudness::{Measurement, Measures, Meter};
 
@@ -184,7 +185,7 @@ pub(crate) fn decode_stream(
             dec.channels()
         )));
     }
-    let spf: u64 = if rate >= 32_000 { 1152 } else { 576 };
+    let spf = frame_samples(rate);
     // The placeholder frame, then the delays.
     let mut skip = spf + ENCODER_DELAY + DECODER_DELAY;
     let hold = HOLD_FRAMES * spf as usize;

@@ -55,8 +55,8 @@ use std::time::Duration;
 use mp3lame_encoder::Encoder;
 
 use crate::encode::{
-    begin_stream, clamp, lame_encode, lame_flush, lame_tag_frame, makeup_gain, new_encoder,
-    Mp3Settings, CHUNK,
+    begin_stream, clamp, frame_samples, lame_encode, lame_flush, lame_tag_frame, makeup_gain,
+    new_encoder, Mp3Settings, CHUNK,
 };
 use crate::error::{Error, Result, Stage};
 use frames::{main_data_before, patch_info_tag, scan, Crc16, Frame, StreamFacts, TocSampler};
@@ -347,8 +347,8 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
         // Builds (and drops) one encoder: the settings are checked exactly as
         // the chunk encoders will see them.
         new_encoder(subject, settings)?;
-        let mpeg1 = settings.sample_rate >= 32_000;
-        let spf: u64 = if mpeg1 { 1152 } else { 576 };
+        let spf = frame_samples(settings.sample_rate);
+        let mpeg1 = spf == 1152;
         let rate = f64::from(settings.sample_rate);
         let chunk =
             ((options.chunk.as_secs_f64() * rate / spf as f64).round() as u64).max(MIN_CHUNK);

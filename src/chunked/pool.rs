@@ -5,6 +5,7 @@
 //! that know their length pass how far along it a chunk starts, so the
 //! writer furthest behind is served first and writers sharing the pool
 //! finish together. Each writer gets its results back on its own channels.
+
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
