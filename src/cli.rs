@@ -34,6 +34,15 @@ pub enum Command {
     /// Run as `call-kent-audio-cli` (a link to this binary) it needs no
     /// arguments. Flags win over the environment.
     Job(JobArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `podstitch completions bash > /etc/bash_completion.d/podstitch`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `podstitch man | man -l -`.
+    Man,
 }
 
 /// Flags of `job`: each may replace its environment variable.
@@ -144,8 +153,20 @@ pub struct StitchArgs {
     #[arg(long, value_name = "DIR")]
     pub assets: Option<PathBuf>,
     /// Directory the three MP3s are written to (created if missing).
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    #[arg(short = 'o', long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
+    /// Overwrite outputs that already exist in the output directory
+    /// (without it, stitch refuses before doing any work).
+    #[arg(long)]
+    pub force: bool,
+    /// No log lines or progress on stderr, only errors (the JSON line on
+    /// stdout stays).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr: the settings used, every stage's time and
+    /// each output's figures.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Pipeline settings.
     #[command(flatten)]
     pub settings: SettingsArgs,

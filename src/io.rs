@@ -273,6 +273,12 @@ impl Outputs<Cursor<Vec<u8>>> {
 /// The output file names in a directory.
 pub const OUTPUT_FILES: [&str; 3] = ["episode.mp3", "caller-segment.mp3", "response-segment.mp3"];
 
+/// Where [`crate::stitch_to_dir`] writes the output `file` (one of
+/// [`OUTPUT_FILES`]) of `out_dir` until all three are complete.
+pub fn partial_path(out_dir: &Path, file: &str) -> PathBuf {
+    out_dir.join(format!(".{file}.partial"))
+}
+
 /// Removes a file if it exists, ignoring errors (for cleanup paths).
 pub(crate) fn remove_quietly(p: &Path) {
     let _ = fs::remove_file(p);

@@ -5,21 +5,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Instant;
 
 use podstitch::job::{self, FailureKind};
 use podstitch::spool::TempDir;
 use podstitch::Observer;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use crate::cli::JobArgs;
-
-/// Held by whoever ends the process (the job, the deadline watchdog or the
-/// signal handler), so exactly one of them reports and sets the exit status.
-static ENDING: Mutex<()> = Mutex::new(());
+use crate::interrupt::{clean_up_on_signal, ENDING};
 
 /// What reaching the deadline means, which depends on whether the uploads
 /// had begun.
@@ -65,19 +60,8 @@ pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
 
     // A signal removes the temporary files and ends the process at once:
     // nothing more is downloaded or uploaded.
-    match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
-        Ok(mut signals) => {
-            let path = path.clone();
-            thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
-                    let _guard = ENDING.lock();
-                    let _ = std::fs::remove_dir_all(&path);
-                    eprintln!("stopped by signal {sig}: temporary files removed");
-                    std::process::exit(128 + sig);
-                }
-            });
-        }
-        Err(e) => return exit_with(FailureKind::Internal, &format!("signal handler: {e}")),
+    if let Err(e) = clean_up_on_signal(vec![path.clone()], Vec::new()) {
+        return exit_with(FailureKind::Internal, &e);
     }
     // The deadline: stop rather than upload to presigned URLs that expired.
     let (done, watch) = mpsc::channel::<()>();

@@ -7,26 +7,35 @@
 //! `call-kent-audio-cli` it runs `job` with no arguments needed.
 
 mod cli;
+mod interrupt;
 mod jobproc;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{AnalyzeArgs, Cli, Command, StitchArgs};
+use interrupt::{clean_up_on_signal, ENDING};
 use podstitch::analyze::{analyze, Analysis};
+use podstitch::io::{partial_path, OUTPUT_FILES};
 use podstitch::silence::SilenceSettings;
-use podstitch::{stitch_to_dir, Bumpers, Input, Observer};
+use podstitch::spool::TempDir;
+use podstitch::{stitch_to_dir, Bumpers, Input, Observer, Report};
 
 /// Logs to stderr; draws a progress bar there when it is a terminal.
 struct Stderr {
     bar: bool,
     drawn: AtomicBool,
+    /// `-q`: nothing but errors.
+    quiet: bool,
 }
 
 impl Observer for Stderr {
     fn log(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
         let mut e = std::io::stderr().lock();
         if self.drawn.swap(false, Ordering::Relaxed) {
             let _ = write!(e, "\r\x1b[K");
@@ -35,7 +44,7 @@ impl Observer for Stderr {
     }
 
     fn progress(&self, done: u64, total: u64) {
-        if !self.bar || total == 0 {
+        if !self.bar || self.quiet || total == 0 {
             return;
         }
         let frac = (done as f64 / total as f64).clamp(0.0, 1.0);
@@ -54,30 +63,83 @@ impl Observer for Stderr {
 }
 
 fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
-    let settings = args.settings.to_settings();
+    let mut settings = args.settings.to_settings();
+    settings.validate().map_err(|e| e.to_string())?;
+    // Refuse before any work, rather than after minutes of it.
+    if !args.force {
+        if let Some(existing) = OUTPUT_FILES
+            .iter()
+            .map(|f| args.out.join(f))
+            .find(|p| p.exists())
+        {
+            return Err(format!(
+                "{}: already exists: pass --force to overwrite the outputs, or choose another --out",
+                existing.display()
+            ));
+        }
+    }
     let bumpers = match &args.assets {
         Some(dir) => Bumpers::from_dir(dir).map_err(|e| e.to_string())?,
         None => Bumpers::embedded(),
     };
-    let report = stitch_to_dir(
+    if args.verbose {
+        obs.log(&format!("settings: {settings:?}"));
+    }
+    // Every temporary file of the run lives in this directory, so an
+    // interrupt can remove them all, with the unfinished outputs.
+    let work = TempDir::new(settings.temp_dir.as_deref())
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    settings.temp_dir = Some(work.path().to_path_buf());
+    let partials = OUTPUT_FILES.map(|f| partial_path(&args.out, f)).to_vec();
+    clean_up_on_signal(vec![work.path().to_path_buf()], partials)?;
+    let result = stitch_to_dir(
         &args.call,
         &args.response,
         bumpers,
         &args.out,
         &settings,
         obs,
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    // From here a signal waits: the run is over either way.
+    let _ending = ENDING.lock();
+    drop(work);
+    let report = result.map_err(|e| e.to_string())?;
+    if args.verbose {
+        log_details(&report, obs);
+    }
     obs.log(&format!(
         "wrote {} ({:.2} s), {} and {} to {}",
-        podstitch::io::OUTPUT_FILES[0],
+        OUTPUT_FILES[0],
         report.episode.duration_s,
-        podstitch::io::OUTPUT_FILES[1],
-        podstitch::io::OUTPUT_FILES[2],
+        OUTPUT_FILES[1],
+        OUTPUT_FILES[2],
         args.out.display()
     ));
     println!("{}", report.to_json_line());
     Ok(())
+}
+
+/// `-v`: each output's figures and each stage's time.
+fn log_details(report: &Report, obs: &dyn Observer) {
+    for (name, o) in [
+        (OUTPUT_FILES[0], &report.episode),
+        (OUTPUT_FILES[1], &report.caller_segment),
+        (OUTPUT_FILES[2], &report.response_segment),
+    ] {
+        let measured = match (o.integrated_lufs, o.true_peak_dbtp) {
+            (Some(i), Some(tp)) => format!("{i:.2} LUFS, {tp:.2} dBTP"),
+            _ => "not verified".to_string(),
+        };
+        obs.log(&format!(
+            "{name}: {} bytes, {} frames ({:.3} s), {} Hz, {} ch, {measured}",
+            o.bytes, o.frames, o.duration_s, o.sample_rate, o.channels
+        ));
+    }
+    let t = &report.timings;
+    obs.log(&format!(
+        "stages: analyse {:.2} s, calibrate {:.2} s, render {:.2} s, verification tail {:.2} s",
+        t.analyse_s, t.calibrate_s, t.render_s, t.verify_s
+    ));
 }
 
 fn print_text(a: &Analysis) {
@@ -129,6 +191,16 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), String> {
     failed.map_or(Ok(()), Err)
 }
 
+/// Writes generated text to stdout; a reader that stops early (`| head`) is
+/// not an error.
+fn print_bytes(bytes: &[u8]) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
+    }
+}
+
 /// The name the sandbox image runs the binary under.
 const JOB_NAME: &str = "call-kent-audio-cli";
 
@@ -145,11 +217,25 @@ fn main() -> ExitCode {
     let obs = Stderr {
         bar: std::io::stderr().is_terminal(),
         drawn: AtomicBool::new(false),
+        quiet: matches!(&cli.command, Command::Stitch(a) if a.quiet),
     };
     let result = match &cli.command {
         Command::Stitch(a) => run_stitch(a, &obs),
         Command::Analyze(a) => run_analyze(a),
         Command::Job(a) => return jobproc::run(a, &obs),
+        Command::Completions { shell } => {
+            // Generated into memory: clap_complete panics on a write error.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "podstitch", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| format!("man page: {e}"))
+                .and_then(|()| print_bytes(&page))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

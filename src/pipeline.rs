@@ -22,7 +22,9 @@ use crate::calibrate::{predicted_gain, HopStats};
 use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::Mp3Settings;
 use crate::error::{Error, Result, Stage};
-use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES};
+use crate::io::{
+    partial_path, remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES,
+};
 use crate::limiter::{Limiter, MARGIN_DB};
 use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
 use crate::mixer::{mix, plan_fades, MixPart};
@@ -712,7 +714,7 @@ pub fn stitch_to_dir(
     std::fs::create_dir_all(out_dir)
         .map_err(|e| Error::io(out_dir.display().to_string(), "create directory", e))?;
     let finals = OUTPUT_FILES.map(|f| out_dir.join(f));
-    let partials = OUTPUT_FILES.map(|f| out_dir.join(format!(".{f}.partial")));
+    let partials = OUTPUT_FILES.map(|f| partial_path(out_dir, f));
     let result = (|| {
         let mut outputs = Outputs {
             episode: FileSink::create(&partials[0])?,

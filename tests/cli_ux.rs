@@ -1,0 +1,238 @@
+//! Issue 16: what a user of `podstitch stitch` expects of a command line
+//! tool: an interrupt leaves nothing behind, existing outputs are not
+//! overwritten by accident, `-q`/`-v`, completions and a man page.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{fixture, noise, wav_bytes};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_podstitch"))
+}
+
+/// A fresh directory of this test's own, removed by [`Scratch::drop`].
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("podstitch-ux-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("scratch");
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stitch(out: &Path, extra: &[&str]) -> Output {
+    bin()
+        .args(["stitch", "--call"])
+        .arg(fixture("caller.webm"))
+        .arg("--response")
+        .arg(fixture("response.ogg"))
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn existing_outputs_are_refused_before_any_work_unless_forced() {
+    let s = Scratch::new("force");
+    let out = s.0.join("out");
+    let first = stitch(&out, &["-q"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let before = std::fs::read(out.join("episode.mp3")).expect("episode");
+    // A caller file that does not exist: the refusal comes before it is read.
+    let again = bin()
+        .args(["stitch", "--call", "/nonexistent.webm", "--response"])
+        .arg(fixture("response.ogg"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert_eq!(again.status.code(), Some(1));
+    let err = text(&again.stderr);
+    assert!(
+        err.contains("episode.mp3: already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("nonexistent"),
+        "refused before opening inputs: {err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("episode.mp3")).expect("kept"),
+        before
+    );
+    let forced = stitch(&out, &["--force", "-q"]);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+}
+
+#[test]
+fn quiet_prints_only_the_json_line_and_verbose_adds_detail() {
+    let s = Scratch::new("quiet");
+    let quiet = stitch(&s.0.join("q"), &["--quiet"]);
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "{}", text(&quiet.stderr));
+    assert_eq!(text(&quiet.stdout).lines().count(), 1);
+    let normal = stitch(&s.0.join("n"), &[]);
+    let verbose = stitch(&s.0.join("v"), &["-v"]);
+    assert!(verbose.status.success());
+    let (n, v) = (text(&normal.stderr), text(&verbose.stderr));
+    assert!(v.lines().count() > n.lines().count(), "{n}\n---\n{v}");
+    assert!(
+        v.contains("stages: analyse") && v.contains("episode.mp3: "),
+        "{v}"
+    );
+    assert!(!n.contains("stages: analyse"), "{n}");
+    assert_eq!(text(&verbose.stdout).lines().count(), 1);
+    let both = stitch(&s.0.join("b"), &["-q", "-v"]);
+    assert_eq!(both.status.code(), Some(2), "-q and -v conflict");
+}
+
+#[test]
+fn completions_and_man_page_are_generated_on_demand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = bin().args(["completions", shell]).output().expect("runs");
+        assert!(o.status.success(), "{shell}");
+        let script = text(&o.stdout);
+        assert!(
+            script.contains("podstitch") && script.contains("response"),
+            "{shell}"
+        );
+        assert!(
+            script.contains("completions") && script.contains("analyze"),
+            "{shell}"
+        );
+    }
+    let man = bin().arg("man").output().expect("runs");
+    assert!(man.status.success());
+    let page = text(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH podstitch"),
+        "{page}"
+    );
+    assert!(
+        page.contains("stitch") && page.contains("analyze"),
+        "{page}"
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// Starts `stitch` on a 6-minute response with its own TMPDIR.
+fn start_long_stitch(s: &Scratch) -> (Child, PathBuf, PathBuf) {
+    let rate = 16_000;
+    let speechy: Vec<f32> = noise(rate * 360, 0.3, 11)
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x * (0.6 + 0.4 * ((i as f32) / 2000.0).sin()))
+        .collect();
+    let response = s.0.join("long.wav");
+    std::fs::write(&response, wav_bytes(rate as u32, &[&speechy])).expect("wav");
+    let (tmp, out) = (s.0.join("tmp"), s.0.join("out"));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let child = bin()
+        .args(["stitch", "-q", "--call"])
+        .arg(fixture("caller.webm"))
+        .arg("--response")
+        .arg(&response)
+        .arg("--out")
+        .arg(&out)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    (child, tmp, out)
+}
+
+/// Waits (at most 60 s) until `ready` holds for the files under `tmp` and
+/// the episode's partial file.
+fn wait_for(tmp: &Path, out: &Path, ready: impl Fn(&[PathBuf], Option<u64>) -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        let partial = std::fs::metadata(out.join(".episode.mp3.partial"))
+            .ok()
+            .map(|m| m.len());
+        if ready(&files_under(tmp), partial) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+fn interrupt_and_check(sig: i32, in_first_pass: bool) {
+    let s = Scratch::new(&format!("sig{sig}-{in_first_pass}"));
+    let (child, tmp, out) = start_long_stitch(&s);
+    let reached = if in_first_pass {
+        // The response is being spooled; nothing of the episode is encoded.
+        wait_for(&tmp, &out, |files, partial| {
+            partial == Some(0) && files.iter().any(|f| f.ends_with("response.f32"))
+        })
+    } else {
+        // The episode's MP3 has begun.
+        wait_for(&tmp, &out, |_, partial| partial.is_some_and(|n| n > 0))
+    };
+    assert!(reached, "the stage was never reached");
+    let killed = Command::new("kill")
+        .args([format!("-{sig}"), child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().expect("ends");
+    assert_eq!(o.status.code(), Some(128 + sig), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("temporary files removed"));
+    let left = files_under(&tmp);
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    let outputs = files_under(&out);
+    assert!(
+        outputs.is_empty(),
+        "left in the output directory: {outputs:?}"
+    );
+}
+
+#[test]
+fn sigint_in_the_first_pass_leaves_nothing() {
+    interrupt_and_check(2, true);
+}
+
+#[test]
+fn sigterm_while_encoding_leaves_nothing() {
+    interrupt_and_check(15, false);
+}
+
+#[test]
+fn sighup_while_encoding_leaves_nothing() {
+    interrupt_and_check(1, false);
+}
