@@ -23,6 +23,7 @@ pub mod settings;
 pub mod silence;
 pub mod spool;
 mod verify;
+pub mod waveform;
 
 pub use error::{Error, Result, Stage};
 pub use io::{Bumpers, FileSink, Input, Outputs, Sink};
