@@ -69,6 +69,10 @@ pub struct JobArgs {
     /// Presigned PUT for the response segment [env: RESPONSE_SEGMENT_UPLOAD_URL].
     #[arg(long)]
     pub response_segment_upload_url: Option<String>,
+    /// Presigned PUT for the episode's waveform data, JSON (optional; absent: none is made)
+    /// [env: EPISODE_WAVEFORM_UPLOAD_URL].
+    #[arg(long)]
+    pub episode_waveform_upload_url: Option<String>,
     /// Directory with the three bumpers [env: CALL_KENT_AUDIO_ASSETS_DIR, default: /opt/call-kent-audio/assets].
     #[arg(long, value_name = "DIR")]
     pub assets_dir: Option<PathBuf>,
@@ -116,6 +120,7 @@ impl JobArgs {
                 self.response_segment_upload_url.clone(),
             ],
             assets_dir: self.assets_dir.clone(),
+            waveform_url: self.episode_waveform_upload_url.clone(),
         }
     }
 
@@ -167,6 +172,10 @@ pub struct StitchArgs {
     /// each output's figures.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Also write the episode's waveform data for a web player,
+    /// DIR/episode.waveform.json (audiowaveform's JSON format, version 2).
+    #[arg(long, value_name = "DIR")]
+    pub waveform: Option<PathBuf>,
     /// Pipeline settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -252,6 +261,10 @@ pub struct SettingsArgs {
     /// Highest input sample rate accepted, Hz.
     #[arg(long, default_value_t = 192_000)]
     pub max_sample_rate: u32,
+    /// Points per second of the episode's waveform data (made only with
+    /// `stitch --waveform DIR`, or in the job with EPISODE_WAVEFORM_UPLOAD_URL).
+    #[arg(long, value_name = "N", default_value_t = podstitch::waveform::DEFAULT_PIXELS_PER_SECOND)]
+    pub waveform_pps: u32,
 }
 
 impl SettingsArgs {
@@ -283,6 +296,7 @@ impl SettingsArgs {
             },
             verify: !self.no_verify,
             temp_dir: self.temp_dir.clone(),
+            waveform_pixels_per_second: Some(self.waveform_pps),
             limits: Limits {
                 max_input_bytes: self.max_input_bytes,
                 max_duration_s: self.max_duration,

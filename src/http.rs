@@ -267,13 +267,15 @@ impl Http {
         })
     }
 
-    /// PUTs the file `src` to `url` as `audio/mpeg` with its exact length
-    /// (re-read on each try); returns the bytes sent.
+    /// PUTs the file `src` to `url` as `content_type` (`audio/mpeg` for the
+    /// MP3s, which is part of their presigned signature) with its exact
+    /// length (re-read on each try); returns the bytes sent.
     pub fn upload(
         &self,
         what: &str,
         url: &Url,
         src: &Path,
+        content_type: &str,
         deadline: Instant,
     ) -> Result<u64, HttpError> {
         self.with_retries(what, url, deadline, || {
@@ -288,7 +290,7 @@ impl Http {
                 .client
                 .put(url.clone())
                 .timeout(limit)
-                .header(reqwest::header::CONTENT_TYPE, "audio/mpeg")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .header(reqwest::header::CONTENT_LENGTH, len)
                 .body(file)
                 .send()

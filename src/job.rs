@@ -41,7 +41,21 @@ pub struct Overrides {
     pub required: [Option<String>; 7],
     /// The bumpers' directory.
     pub assets_dir: Option<PathBuf>,
+    /// The presigned PUT of the episode's waveform data ([`WAVEFORM_ENV`]).
+    pub waveform_url: Option<String>,
 }
+
+/// The Content-Type of the MP3 uploads (part of their presigned signature).
+const MP3_TYPE: &str = "audio/mpeg";
+/// The Content-Type of the waveform upload.
+const JSON_TYPE: &str = "application/json";
+
+/// The optional variable with the presigned PUT of the episode's waveform
+/// data (audiowaveform JSON); absent or empty: no waveform is made.
+pub const WAVEFORM_ENV: &str = "EPISODE_WAVEFORM_UPLOAD_URL";
+
+/// The waveform file's name in the output directory.
+pub const WAVEFORM_FILE: &str = "episode.waveform.json";
 
 /// Why the job failed; decides the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +118,8 @@ pub struct JobConfig {
     pub response_url: Url,
     /// Presigned PUTs of the episode, caller segment and response segment.
     pub upload_urls: [Url; 3],
+    /// Presigned PUT of the episode's waveform data, when one is wanted.
+    pub waveform_url: Option<Url>,
     /// Directory of the three bumpers.
     pub assets_dir: PathBuf,
     /// Transfers.
@@ -121,7 +137,7 @@ pub fn configure(
     over: &Overrides,
     env: &dyn Fn(&str) -> Option<String>,
     http: HttpSettings,
-    settings: Settings,
+    mut settings: Settings,
     deadline: Duration,
 ) -> Result<JobConfig, JobError> {
     let mut values: Vec<String> = Vec::with_capacity(REQUIRED_ENV.len());
@@ -142,6 +158,18 @@ pub fn configure(
     };
     let (call_url, response_url) = (url(2)?, url(3)?);
     let upload_urls = [url(4)?, url(5)?, url(6)?];
+    let waveform_url = over
+        .waveform_url
+        .clone()
+        .or_else(|| env(WAVEFORM_ENV))
+        .filter(|v| !v.is_empty())
+        .map(|v| parse_url(WAVEFORM_ENV, &v).map_err(|e| fail(FailureKind::Config, e.0)))
+        .transpose()?;
+    if waveform_url.is_none() {
+        settings.waveform_pixels_per_second = None;
+    } else if settings.waveform_pixels_per_second.is_none() {
+        settings.waveform_pixels_per_second = Some(crate::waveform::DEFAULT_PIXELS_PER_SECOND);
+    }
     let assets_dir = over
         .assets_dir
         .clone()
@@ -158,6 +186,7 @@ pub fn configure(
         call_url,
         response_url,
         upload_urls,
+        waveform_url,
         assets_dir,
         http,
         settings,
@@ -256,20 +285,43 @@ pub fn run(
         "response segment upload",
     ];
     let files = OUTPUT_FILES.map(|f| out.join(f));
-    let sizes = thread::scope(|s| {
+    // The waveform goes with the MP3s, under the same all-or-nothing rule.
+    let waveform = match (&cfg.waveform_url, &report.episode_waveform) {
+        (Some(url), Some(w)) => {
+            let path = out.join(WAVEFORM_FILE);
+            std::fs::write(&path, w.to_json()).map_err(|e| {
+                fail(
+                    FailureKind::Internal,
+                    format!("{}: write: {e}", path.display()),
+                )
+            })?;
+            Some((url, path))
+        }
+        _ => None,
+    };
+    let (sizes, waveform_size) = thread::scope(|s| {
         let handles: Vec<_> = (0..3)
             .map(|i| {
                 let (http, files, names) = (&http, &files, &names);
                 s.spawn(move || {
-                    http.upload(names[i], &cfg.upload_urls[i], &files[i], deadline)
+                    http.upload(names[i], &cfg.upload_urls[i], &files[i], MP3_TYPE, deadline)
                         .map_err(|e| fail(FailureKind::Upload, e.0))
                 })
             })
             .collect();
-        handles
+        let wave = waveform.as_ref().map(|(url, path)| {
+            let http = &http;
+            s.spawn(move || {
+                http.upload("episode waveform upload", url, path, JSON_TYPE, deadline)
+                    .map_err(|e| fail(FailureKind::Upload, e.0))
+            })
+        });
+        let sizes = handles
             .into_iter()
             .map(join)
-            .collect::<Result<Vec<u64>, JobError>>()
+            .collect::<Result<Vec<u64>, JobError>>();
+        let wave = wave.map(join).transpose();
+        Ok::<_, JobError>((sizes?, wave?))
     })?;
     let upload_s = t.elapsed().as_secs_f64();
     obs.log(&format!("upload: {upload_s:.2} s"));
@@ -287,6 +339,9 @@ pub fn run(
     }
     let mut json =
         serde_json::to_value(&report).map_err(|e| fail(FailureKind::Internal, e.to_string()))?;
+    if let (Some(n), Some(o)) = (waveform_size, json.as_object_mut()) {
+        o.insert("episodeWaveformSize".into(), n.into());
+    }
     if let Some(t) = json.get_mut("timings").and_then(|t| t.as_object_mut()) {
         t.insert("downloadS".into(), download_s.into());
         t.insert("stitchS".into(), stitch_s.into());

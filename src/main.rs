@@ -11,6 +11,7 @@ mod interrupt;
 mod jobproc;
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,6 +20,7 @@ use cli::{AnalyzeArgs, Cli, Command, StitchArgs};
 use interrupt::{clean_up_on_signal, ENDING};
 use podstitch::analyze::{analyze, Analysis};
 use podstitch::io::{partial_path, OUTPUT_FILES};
+use podstitch::job::WAVEFORM_FILE;
 use podstitch::silence::SilenceSettings;
 use podstitch::spool::TempDir;
 use podstitch::{stitch_to_dir, Bumpers, Input, Observer, Report};
@@ -64,12 +66,17 @@ impl Observer for Stderr {
 
 fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     let mut settings = args.settings.to_settings();
+    if args.waveform.is_none() {
+        settings.waveform_pixels_per_second = None;
+    }
     settings.validate().map_err(|e| e.to_string())?;
     // Refuse before any work, rather than after minutes of it.
     if !args.force {
+        let wave = args.waveform.as_ref().map(|d| d.join(WAVEFORM_FILE));
         if let Some(existing) = OUTPUT_FILES
             .iter()
             .map(|f| args.out.join(f))
+            .chain(wave)
             .find(|p| p.exists())
         {
             return Err(format!(
@@ -90,7 +97,12 @@ fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     let work = TempDir::new(settings.temp_dir.as_deref())
         .map_err(|e| format!("temporary directory: {e}"))?;
     settings.temp_dir = Some(work.path().to_path_buf());
-    let partials = OUTPUT_FILES.map(|f| partial_path(&args.out, f)).to_vec();
+    let mut partials = OUTPUT_FILES.map(|f| partial_path(&args.out, f)).to_vec();
+    let waveform = args
+        .waveform
+        .as_ref()
+        .map(|dir| (dir.join(WAVEFORM_FILE), partial_path(dir, WAVEFORM_FILE)));
+    partials.extend(waveform.iter().map(|(_, partial)| partial.clone()));
     clean_up_on_signal(vec![work.path().to_path_buf()], partials)?;
     let result = stitch_to_dir(
         &args.call,
@@ -104,6 +116,15 @@ fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     let _ending = ENDING.lock();
     drop(work);
     let report = result.map_err(|e| e.to_string())?;
+    if let (Some((path, partial)), Some(w)) = (&waveform, &report.episode_waveform) {
+        write_atomically(path, partial, w.to_json().as_bytes())?;
+        obs.log(&format!(
+            "wrote {} ({} points, {} samples each)",
+            path.display(),
+            w.len(),
+            w.samples_per_pixel
+        ));
+    }
     if args.verbose {
         log_details(&report, obs);
     }
@@ -117,6 +138,20 @@ fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     ));
     println!("{}", report.to_json_line());
     Ok(())
+}
+
+/// Writes `bytes` to `partial` (its directory created if missing), then
+/// renames it to `path`, so a half-written file never has the final name.
+fn write_atomically(path: &Path, partial: &Path, bytes: &[u8]) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("{}: write: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    std::fs::write(partial, bytes).map_err(fail)?;
+    std::fs::rename(partial, path).map_err(|e| {
+        let _ = std::fs::remove_file(partial);
+        fail(e)
+    })
 }
 
 /// `-v`: each output's figures and each stage's time.

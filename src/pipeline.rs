@@ -34,6 +34,7 @@ use crate::settings::Settings;
 use crate::silence::trimmed;
 use crate::spool::{SpoolReader, SpoolWriter, TempDir};
 use crate::verify::{check_tag, decode_stream, tee, WriteSeek};
+use crate::waveform::{FinishedWaveform, Waveform};
 
 /// A source read through a true-peak [`Limiter`] (same length, aligned).
 pub type Limited<S> = Processed<S, Limiter>;
@@ -353,8 +354,12 @@ fn encode_episode(
     ceiling: f64,
     pool: &EncodePool,
     obs: &dyn Observer,
+    waveform: &mut Option<FinishedWaveform>,
 ) -> Result<(u64, u64)> {
     let rate = settings.sample_rate;
+    let mut wave = settings
+        .waveform_pixels_per_second
+        .map(|pps| Waveform::new(rate, pps));
     let mp3 = Mp3Settings {
         bitrate_kbps: settings.episode_mp3.bitrate_kbps,
         channels: 2,
@@ -436,6 +441,9 @@ fn encode_episode(
     mix(&mut parts, &fades, 2, &mut |b: &Block| {
         limiter.process(&b.planes(), &mut buf);
         w.write(&[&buf[0], &buf[1]])?;
+        if let Some(wave) = wave.as_mut() {
+            wave.add(&[&buf[0], &buf[1]]);
+        }
         done += buf[0].len() as u64;
         buf.iter_mut().for_each(Vec::clear);
         if done - last_report >= u64::from(rate) {
@@ -446,9 +454,13 @@ fn encode_episode(
     })?;
     limiter.flush(&mut buf);
     w.write(&[&buf[0], &buf[1]])?;
+    if let Some(wave) = wave.as_mut() {
+        wave.add(&[&buf[0], &buf[1]]);
+    }
     done += buf[0].len() as u64;
     obs.progress(done, total);
     let bytes = w.finish()?.1;
+    *waveform = wave.map(Waveform::finish);
     Ok((bytes, done))
 }
 
@@ -625,6 +637,7 @@ pub fn stitch<S: Sink>(
         }
     }
 
+    let mut waveform = None;
     let mut attempt = 1;
     loop {
         let ceiling = tp - headroom;
@@ -658,7 +671,16 @@ pub fn stitch<S: Sink>(
             let name = "episode";
             let e = render_output(name, episode, 2, settings, |out| {
                 encode_episode(
-                    &caller, &response, &bumpers, out, name, settings, ceiling, &pool, obs,
+                    &caller,
+                    &response,
+                    &bumpers,
+                    out,
+                    name,
+                    settings,
+                    ceiling,
+                    &pool,
+                    obs,
+                    &mut waveform,
                 )
             });
             (e, join(c), join(r))
@@ -696,6 +718,7 @@ pub fn stitch<S: Sink>(
             caller: caller.report,
             response: response.report,
             timings,
+            episode_waveform: waveform,
         });
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::waveform::FinishedWaveform;
+
 /// Figures of one finished output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,6 +113,11 @@ pub struct Report {
     pub response: RecordingReport,
     /// Times per stage.
     pub timings: Timings,
+    /// The episode's waveform data when `Settings::waveform_pixels_per_second`
+    /// asked for it (not part of the JSON line: write it with
+    /// [`FinishedWaveform::to_json`]).
+    #[serde(skip)]
+    pub episode_waveform: Option<FinishedWaveform>,
 }
 
 impl Report {

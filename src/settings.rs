@@ -39,6 +39,9 @@ pub struct Settings {
     pub temp_dir: Option<PathBuf>,
     /// Bounds on the inputs, checked before the expensive work where possible.
     pub limits: Limits,
+    /// Waveform data of the episode for a web player, in points per second
+    /// (`None`, the default: none is made; see [`crate::waveform`]).
+    pub waveform_pixels_per_second: Option<u32>,
 }
 
 /// Bounds on what an input may be. Each is checked as early as it can be
@@ -97,6 +100,7 @@ impl Default for Settings {
             verify: true,
             temp_dir: None,
             limits: Limits::default(),
+            waveform_pixels_per_second: None,
         }
     }
 }
@@ -183,6 +187,11 @@ impl Settings {
                     "{name} MP3 bitrate {} kb/s must be within 8..320",
                     m.bitrate_kbps
                 )
+            })?;
+        }
+        if let Some(pps) = self.waveform_pixels_per_second {
+            check((1..=1000).contains(&pps), || {
+                format!("waveform resolution {pps} points per second must be within 1..1000")
             })?;
         }
         let lim = &self.limits;

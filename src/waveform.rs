@@ -186,8 +186,14 @@ mod tests {
         let data = v["data"].as_array().expect("data");
         assert_eq!(data.len(), 200);
         // Full scale in the first half, a quarter in the second.
-        assert_eq!((data[0].as_i64(), data[1].as_i64()), (Some(-128), Some(127)));
-        assert_eq!((data[198].as_i64(), data[199].as_i64()), (Some(-32), Some(32)));
+        assert_eq!(
+            (data[0].as_i64(), data[1].as_i64()),
+            (Some(-128), Some(127))
+        );
+        assert_eq!(
+            (data[198].as_i64(), data[199].as_i64()),
+            (Some(-32), Some(32))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fixture, noise, wav_bytes};
+use common::{decode_bytes, fixture, noise, wav_bytes};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_podstitch"))
@@ -235,4 +235,61 @@ fn sigterm_while_encoding_leaves_nothing() {
 #[test]
 fn sighup_while_encoding_leaves_nothing() {
     interrupt_and_check(1, false);
+}
+
+/// Issue 16, item 2: `--waveform DIR` writes audiowaveform JSON computed
+/// while encoding; checked against the decoded episode (a decode the
+/// waveform code never sees).
+#[test]
+fn waveform_json_matches_the_decoded_episode() {
+    let s = Scratch::new("wave");
+    let (out, wave_dir) = (s.0.join("out"), s.0.join("wave"));
+    let o = stitch(
+        &out,
+        &["-q", "--waveform", wave_dir.to_str().expect("utf-8")],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let w: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(wave_dir.join("episode.waveform.json")).expect("file"),
+    )
+    .expect("JSON");
+    assert_eq!(w["version"], 2);
+    assert_eq!(w["channels"], 1);
+    assert_eq!(w["sample_rate"], 44_100);
+    assert_eq!(w["bits"], 8);
+    let spp = w["samples_per_pixel"].as_u64().expect("spp") as usize;
+    assert_eq!(spp, 441, "100 points per second by default");
+    let (_, episode) = decode_bytes(
+        "episode",
+        std::fs::read(out.join("episode.mp3")).expect("mp3"),
+    );
+    let n = episode.frames();
+    assert_eq!(w["length"].as_u64(), Some(n.div_ceil(spp) as u64));
+    let data: Vec<i64> = w["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|v| v.as_i64().expect("int"))
+        .collect();
+    assert_eq!(data.len(), 2 * n.div_ceil(spp));
+    // Each point against the decoded MP3's average of the channels.
+    let mut diffs: Vec<i64> = Vec::new();
+    for (p, pair) in data.chunks(2).enumerate() {
+        let range = p * spp..((p + 1) * spp).min(n);
+        let mono = range.map(|i| (episode.channel(0)[i] + episode.channel(1)[i]) / 2.0);
+        let (lo, hi) = mono.fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(v), h.max(v)));
+        let q = |v: f32| (v * 128.0).round().clamp(-128.0, 127.0) as i64;
+        diffs.push((pair[0] - q(lo)).abs().max((pair[1] - q(hi)).abs()));
+    }
+    diffs.sort_unstable();
+    let (median, p99) = (diffs[diffs.len() / 2], diffs[diffs.len() * 99 / 100]);
+    println!("waveform vs decoded episode: median {median}, 99th percentile {p99} (8-bit units)");
+    assert!(
+        median <= 1 && p99 <= 3,
+        "median {median}, 99th percentile {p99}"
+    );
+    assert!(
+        data.iter().any(|&v| v.abs() > 30),
+        "the waveform shows the voices"
+    );
 }

@@ -511,6 +511,79 @@ fn a_deadline_during_the_upload_does_not_claim_nothing_was_sent() {
     assert_clean(&o, &tmp);
 }
 
+/// Issue 16, item 2: with EPISODE_WAVEFORM_UPLOAD_URL the episode's
+/// waveform data is uploaded as JSON with the MP3s and its size reported.
+#[test]
+fn the_waveform_is_uploaded_with_the_mp3s_when_asked() {
+    let s = TestServer::start(happy_route());
+    let mut env = contract_env(&s);
+    env.push((
+        "EPISODE_WAVEFORM_UPLOAD_URL",
+        s.url(&format!("/up/wave.json?{SECRET}")),
+    ));
+    let tmp = scratch();
+    let o = run_job(&env, &[], &tmp);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let puts = s.puts();
+    assert_eq!(puts.len(), 4);
+    let wave = puts
+        .iter()
+        .find(|p| p.url.starts_with("/up/wave.json"))
+        .expect("waveform PUT");
+    assert_eq!(wave.headers["content-type"], "application/json");
+    assert_eq!(
+        v["episodeWaveformSize"].as_u64(),
+        Some(wave.body.len() as u64)
+    );
+    let w: serde_json::Value = serde_json::from_slice(&wave.body).unwrap();
+    assert_eq!(
+        (w["version"].as_u64(), w["channels"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let episode = puts
+        .iter()
+        .find(|p| p.url.starts_with("/up/episode"))
+        .unwrap();
+    let frames = decoded_frames(&episode.body);
+    let spp = w["samples_per_pixel"].as_u64().unwrap();
+    assert_eq!(w["length"].as_u64(), Some(frames.div_ceil(spp)));
+    assert!(!text(&o.stderr).contains("SECRETSECRET"));
+    assert_clean(&o, &tmp);
+    // Without the variable: three uploads, no waveform key.
+    let s = TestServer::start(happy_route());
+    let o = run_job(&contract_env(&s), &[], &tmp);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.get("episodeWaveformSize").is_none());
+    assert_eq!(s.puts().len(), 3);
+    assert_clean(&o, &tmp);
+}
+
+#[test]
+fn a_failed_waveform_upload_fails_the_job() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/up/wave.json" {
+            Reply::Data(403, b"denied".to_vec())
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let mut env = contract_env(&s);
+    env.push(("EPISODE_WAVEFORM_UPLOAD_URL", s.url("/up/wave.json")));
+    let tmp = scratch();
+    let o = run_job(&env, &[], &tmp);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("episode waveform upload") && err.contains("403"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    assert_clean(&o, &tmp);
+}
+
 #[test]
 fn an_upload_403_fails_with_the_status() {
     let base = happy_route();
