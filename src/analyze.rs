@@ -5,7 +5,9 @@ use serde::Serialize;
 use crate::audio::{Block, Source};
 use crate::error::Result;
 use crate::io::Input;
-use crate::loudness::{Measures, Meter};
+use crate::limiter::TruePeakMeter;
+use crate::loudness::{Measures, Meter, HOP_SECONDS};
+use crate::plot::Chart;
 use crate::silence::{PauseFinder, SilenceSettings};
 
 /// One pause longer than the maximum.
@@ -51,6 +53,36 @@ pub struct Analysis {
 /// Decodes `input` and measures it. Pauses are found with the same detector
 /// as the silence stage (`silence`), on the file's own channels and rate.
 pub fn analyze(file: &str, input: Input, silence: &SilenceSettings) -> Result<Analysis> {
+    measure_file(file, input, silence, None).map(|(a, _)| a)
+}
+
+/// What a chart of a file marks besides its own loudness.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartMarks {
+    /// The loudness target and its tolerance (LUFS, LU).
+    pub target: Option<(f64, f64)>,
+    /// The true-peak ceiling, dBTP.
+    pub ceiling_dbtp: f64,
+}
+
+/// [`analyze`], and the file's loudness over time as a [`Chart`] (short-term
+/// and momentary loudness and the true peak every 100 ms).
+pub fn analyze_with_chart(
+    file: &str,
+    input: Input,
+    silence: &SilenceSettings,
+    marks: ChartMarks,
+) -> Result<(Analysis, Chart)> {
+    let (a, chart) = measure_file(file, input, silence, Some(marks))?;
+    Ok((a, chart.unwrap_or_default()))
+}
+
+fn measure_file(
+    file: &str,
+    input: Input,
+    silence: &SilenceSettings,
+    chart: Option<ChartMarks>,
+) -> Result<(Analysis, Option<Chart>)> {
     let mut dec = input.open(file)?;
     let format = format!("{}/{}", dec.container_name(), dec.codec_name());
     let (rate, ch) = (dec.sample_rate(), dec.channels());
@@ -60,15 +92,35 @@ pub fn analyze(file: &str, input: Input, silence: &SilenceSettings) -> Result<An
         Measures {
             lra: true,
             true_peak: true,
-            series: false,
+            series: chart.is_some(),
         },
     )?;
     let limit = (silence.max_pause_s * f64::from(rate)).round() as u64 + 1;
     let mut pauses = PauseFinder::new(ch, rate, silence, limit);
+    // For a chart: the true peak of every 100 ms hop.
+    let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
+    let mut hop_peaks = chart.map(|_| (TruePeakMeter::new(ch, rate), 0usize, Vec::new()));
     let mut block = Block::default();
     while dec.read(&mut block)? {
         meter.add_block(&block)?;
         pauses.process(&block);
+        if let Some((tp, in_hop, peaks)) = hop_peaks.as_mut() {
+            let mut start = 0;
+            while start < block.frames() {
+                let take = (hop - *in_hop).min(block.frames() - start);
+                let planes: Vec<&[f32]> = block
+                    .planes()
+                    .iter()
+                    .map(|p| &p[start..start + take])
+                    .collect();
+                tp.process(&planes);
+                (start, *in_hop) = (start + take, *in_hop + take);
+                if *in_hop == hop {
+                    peaks.push(to_db(tp.take_peak()));
+                    *in_hop = 0;
+                }
+            }
+        }
     }
     let m = meter.measurement()?;
     let (lead, long) = pauses.finish();
@@ -80,7 +132,26 @@ pub fn analyze(file: &str, input: Input, silence: &SilenceSettings) -> Result<An
             duration_s: secs(p.len),
         })
         .collect();
-    Ok(Analysis {
+    let chart = chart
+        .zip(hop_peaks)
+        .map(|(marks, (_, _, peaks_dbtp))| Chart {
+            title: format!(
+                "{file}: {:.2} LUFS integrated, LRA {:.1} LU, true peak {:.2} dBTP",
+                m.integrated_lufs, m.lra_lu, m.true_peak_dbtp
+            ),
+            duration_s: secs(m.frames),
+            hop_s: HOP_SECONDS,
+            short_term: meter.take_series(),
+            momentary: meter.momentary_series(),
+            peaks_dbtp,
+            target: marks.target,
+            ceiling_dbtp: marks.ceiling_dbtp,
+            pauses: long_pauses
+                .iter()
+                .map(|p| (p.start_s, p.duration_s))
+                .collect(),
+        });
+    let analysis = Analysis {
         file: file.to_string(),
         format,
         frames: m.frames,
@@ -93,5 +164,15 @@ pub fn analyze(file: &str, input: Input, silence: &SilenceSettings) -> Result<An
         leading_silence_s: secs(lead),
         longest_pause_s: long_pauses.iter().map(|p| p.duration_s).fold(0.0, f64::max),
         long_pauses,
-    })
+    };
+    Ok((analysis, chart))
+}
+
+/// A linear peak in dB (−200 for silence, as the meter reports it).
+fn to_db(peak: f32) -> f32 {
+    if peak > 0.0 {
+        20.0 * peak.log10()
+    } else {
+        -200.0
+    }
 }

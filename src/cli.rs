@@ -196,6 +196,19 @@ pub struct AnalyzeArgs {
     /// Pauses longer than this are listed, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub max_pause: f64,
+    /// Draw each file's loudness over time as SVG: OUT is the file for one
+    /// input, a directory (FILE's name + .svg) for several.
+    #[arg(long, value_name = "OUT")]
+    pub plot: Option<PathBuf>,
+    /// The loudness target the plot shows, LUFS.
+    #[arg(long, default_value_t = -16.0, allow_hyphen_values = true)]
+    pub target: f64,
+    /// The tolerance around the target the plot shows, LU.
+    #[arg(long, default_value_t = 1.0)]
+    pub tolerance: f64,
+    /// The true-peak ceiling the plot shows, dBTP.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub ceiling: f64,
 }
 
 /// Every setting of the pipeline, as flags (defaults are the product's).

@@ -17,6 +17,7 @@ pub mod limiter;
 pub mod loudness;
 pub mod mixer;
 pub mod pipeline;
+pub mod plot;
 pub mod report;
 pub mod resample;
 pub mod settings;

@@ -337,6 +337,14 @@ impl TruePeakMeter {
         self.os.reset();
         self.max = 0.0;
     }
+
+    /// The largest true peak since the last call, linear; the interpolator
+    /// keeps its history, so the next period is measured as part of the
+    /// same stream (a peak is counted in the period where the interpolator
+    /// sees it, a few frames after its samples).
+    pub(crate) fn take_peak(&mut self) -> f32 {
+        std::mem::take(&mut self.max)
+    }
 }
 
 /// Gain computer: required gains in, smoothed gains out, `L - 1 + H` frames

@@ -11,14 +11,14 @@ mod interrupt;
 mod jobproc;
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, Parser};
 use cli::{AnalyzeArgs, Cli, Command, StitchArgs};
 use interrupt::{clean_up_on_signal, ENDING};
-use podstitch::analyze::{analyze, Analysis};
+use podstitch::analyze::{analyze, analyze_with_chart, Analysis, ChartMarks};
 use podstitch::io::{partial_path, OUTPUT_FILES};
 use podstitch::job::WAVEFORM_FILE;
 use podstitch::silence::SilenceSettings;
@@ -211,10 +211,36 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), String> {
         max_pause_s: args.max_pause,
         ..SilenceSettings::default()
     };
+    let marks = ChartMarks {
+        target: Some((args.target, args.tolerance)),
+        ceiling_dbtp: args.ceiling,
+    };
+    // One input: OUT is the picture; several: a directory of them.
+    let plot_path = |f: &Path| -> Option<PathBuf> {
+        let out = args.plot.as_ref()?;
+        if args.files.len() == 1 {
+            return Some(out.clone());
+        }
+        let name = f
+            .file_name()
+            .map_or_else(|| "input".into(), |n| n.to_string_lossy());
+        Some(out.join(format!("{name}.svg")))
+    };
     let mut failed = None;
     for f in &args.files {
         let name = f.display().to_string();
-        match analyze(&name, Input::Path(f.clone()), &silence) {
+        let measured = match plot_path(f) {
+            None => analyze(&name, Input::Path(f.clone()), &silence).map(|a| (a, None)),
+            Some(p) => analyze_with_chart(&name, Input::Path(f.clone()), &silence, marks)
+                .map(|(a, c)| (a, Some((p, c)))),
+        };
+        let written = measured.map_err(|e| e.to_string()).and_then(|(a, chart)| {
+            if let Some((p, c)) = chart {
+                write_atomically(&p, &p.with_extension("svg.partial"), c.to_svg().as_bytes())?;
+            }
+            Ok(a)
+        });
+        match written {
             Ok(a) if args.json => println!("{}", serde_json::to_string(&a).unwrap_or_default()),
             Ok(a) => print_text(&a),
             Err(e) => {

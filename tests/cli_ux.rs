@@ -293,3 +293,79 @@ fn waveform_json_matches_the_decoded_episode() {
         "the waveform shows the voices"
     );
 }
+
+/// Issue 16, item 1: `analyze --plot` draws an SVG whose marks sit where the
+/// generated signal puts them (a 3 s pause after 2 s of tone).
+#[test]
+fn analyze_plot_is_svg_with_marks_where_the_signal_puts_them() {
+    let s = Scratch::new("plot");
+    let rate = 16_000usize;
+    let tone = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| 0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate as f32).sin())
+            .collect()
+    };
+    let signal = [tone(2 * rate), vec![0.0; 3 * rate], tone(2 * rate)].concat();
+    let wav = s.0.join("pause.wav");
+    std::fs::write(&wav, wav_bytes(rate as u32, &[&signal])).expect("wav");
+    let svg_path = s.0.join("pause.svg");
+    let o = bin()
+        .arg("analyze")
+        .arg(&wav)
+        .arg("--plot")
+        .arg(&svg_path)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let svg = std::fs::read_to_string(&svg_path).expect("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let attr =
+        |n: &roxmltree::Node, a: &str| -> f64 { n.attribute(a).expect(a).parse().expect("number") };
+    let class = |c: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(c))
+            .collect::<Vec<_>>()
+    };
+    let pauses = class("pause");
+    assert_eq!(pauses.len(), 1, "one pause over 1 s");
+    let p = &pauses[0];
+    assert!((attr(p, "data-start-s") - 2.0).abs() < 0.03, "{svg}");
+    assert!((attr(p, "data-duration-s") - 3.0).abs() < 0.05);
+    let duration = signal.len() as f64 / rate as f64;
+    // Within the detector's resolution (its 20 ms window, 30 ms allowed).
+    let x = podstitch::plot::x_of(2.0, duration);
+    let slack = podstitch::plot::x_of(2.03, duration) - x;
+    assert!(
+        (attr(p, "x") - x).abs() < slack,
+        "pause drawn at {} not {x}",
+        attr(p, "x")
+    );
+    let target = &class("target")[0];
+    assert_eq!(
+        attr(target, "y1"),
+        (podstitch::plot::y_of(-16.0) * 100.0).round() / 100.0
+    );
+    // One point per 100 ms in each series.
+    for series in ["short-term", "momentary"] {
+        let pts = class(series)[0].attribute("points").expect("points");
+        assert_eq!(pts.split_whitespace().count(), 70, "{series}");
+    }
+    // The tone's peaks (-10.5 dBTP) are far from the ceiling: no peak marks.
+    assert!(class("peak").is_empty());
+
+    // Several inputs: OUT is a directory of pictures.
+    let dir = s.0.join("plots");
+    let o = bin()
+        .arg("analyze")
+        .arg(&wav)
+        .arg(fixture("caller.webm"))
+        .arg("--plot")
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for name in ["pause.wav.svg", "caller.webm.svg"] {
+        let svg = std::fs::read_to_string(dir.join(name)).expect(name);
+        roxmltree::Document::parse(&svg).expect("well-formed XML");
+    }
+}

@@ -249,6 +249,25 @@ impl Meter {
         )))
     }
 
+    /// The momentary loudness (400 ms) at every hop so far: value `k` is
+    /// the loudness of the 400 ms ending at `(k + 1)·HOP_SECONDS` (−inf
+    /// before 400 ms of audio and in digital silence).
+    pub fn momentary_series(&self) -> Vec<f32> {
+        (0..self.blocks.len())
+            .map(|k| {
+                if k + 1 < GATING_BLOCKS {
+                    f32::NEG_INFINITY
+                } else {
+                    lufs(window_mean(
+                        &self.blocks,
+                        k + 1 - GATING_BLOCKS,
+                        GATING_BLOCKS,
+                    )) as f32
+                }
+            })
+            .collect()
+    }
+
     /// The short-term loudness series (one value per hop), if kept. Value
     /// `k` is the loudness of the 3 s ending at `(k + 1)·HOP_SECONDS`, the
     /// time before the start counting as silence.
