@@ -309,7 +309,9 @@ impl SettingsArgs {
             },
             verify: !self.no_verify,
             temp_dir: self.temp_dir.clone(),
-            waveform_pixels_per_second: Some(self.waveform_pps),
+            // Made only when an output for it is given (stitch --waveform,
+            // the job's EPISODE_WAVEFORM_UPLOAD_URL).
+            waveform_pixels_per_second: None,
             limits: Limits {
                 max_input_bytes: self.max_input_bytes,
                 max_duration_s: self.max_duration,

@@ -43,7 +43,9 @@ fn exit_with(kind: FailureKind, message: &str) -> ExitCode {
 pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
     let started = Instant::now();
     let env = |name: &str| std::env::var(name).ok();
-    let settings = args.settings.to_settings();
+    let mut settings = args.settings.to_settings();
+    // Kept only when the job has a waveform URL (job::configure decides).
+    settings.waveform_pixels_per_second = Some(args.settings.waveform_pps);
     let (http, deadline) = match (args.http(), args.deadline()) {
         (Ok(h), Ok(d)) => (h, d),
         (Err(e), _) | (_, Err(e)) => return exit_with(FailureKind::Config, &e),

@@ -66,8 +66,8 @@ impl Observer for Stderr {
 
 fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     let mut settings = args.settings.to_settings();
-    if args.waveform.is_none() {
-        settings.waveform_pixels_per_second = None;
+    if args.waveform.is_some() {
+        settings.waveform_pixels_per_second = Some(args.settings.waveform_pps);
     }
     settings.validate().map_err(|e| e.to_string())?;
     // Refuse before any work, rather than after minutes of it.

@@ -181,6 +181,18 @@ fn happy_route() -> Route {
     })
 }
 
+/// The happy route, except that the requests `when` picks get `reply`.
+fn happy_but(when: fn(&str, &str) -> bool, reply: Reply) -> Route {
+    let base = happy_route();
+    Arc::new(move |m, p, n| {
+        if when(m, p) {
+            reply.clone()
+        } else {
+            base(m, p, n)
+        }
+    })
+}
+
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
 /// A private scratch directory for one run (the job's temporary base).
@@ -408,94 +420,52 @@ fn two_503s_then_200_succeeds() {
     assert_clean(&o, &tmp);
 }
 
+/// A download that stalls, or (issue 11, item 7) trickles in slower than
+/// the transfer timeout allows, is reported as a time-out with how long and
+/// which setting controls it (a trickle said "reading the body failed:
+/// connection error").
 #[test]
-fn a_stalled_download_fails_after_the_timeout() {
-    let base = happy_route();
-    let s = TestServer::start(Arc::new(move |m, p, n| {
-        if p == "/call.mp3" {
-            Reply::Stall(Duration::from_secs(20))
-        } else {
-            base(m, p, n)
-        }
-    }));
-    let tmp = scratch();
-    let t = Instant::now();
-    let o = run_job(
-        &contract_env(&s),
-        &[
+fn a_slow_download_fails_after_the_timeout_saying_so() {
+    for reply in [
+        Reply::Stall(Duration::from_secs(20)),
+        Reply::Trickle(vec![0u8; 10_000], Duration::from_millis(50)),
+    ] {
+        let s = TestServer::start(happy_but(|_, p| p == "/call.mp3", reply));
+        let tmp = scratch();
+        let t = Instant::now();
+        let flags = [
             "--transfer-timeout",
             "1",
             "--retries",
             "1",
             "--retry-delay",
             "0.1",
-        ],
-        &tmp,
-    );
-    let elapsed = t.elapsed();
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("caller recording download") && err.contains("timed out"),
-        "{err}"
-    );
-    assert!(err.contains("after 2 attempts"), "{err}");
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
-    assert!(s.puts().is_empty());
-    assert_clean(&o, &tmp);
-}
-
-/// Issue 11, item 7: a body that trickles in slower than the transfer
-/// timeout allows is reported as a time-out, with how long and which
-/// setting controls it (it was "reading the body failed: connection error").
-#[test]
-fn a_trickling_download_says_it_timed_out_and_which_setting_to_raise() {
-    let base = happy_route();
-    let s = TestServer::start(Arc::new(move |m, p, n| {
-        if p == "/call.mp3" {
-            Reply::Trickle(vec![0u8; 10_000], Duration::from_millis(50))
-        } else {
-            base(m, p, n)
-        }
-    }));
-    let tmp = scratch();
-    let o = run_job(
-        &contract_env(&s),
-        &[
-            "--transfer-timeout",
-            "1",
-            "--retries",
-            "1",
-            "--retry-delay",
-            "0.1",
-        ],
-        &tmp,
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    let err = text(&o.stderr);
-    assert!(err.contains("caller recording download"), "{err}");
-    assert!(
-        err.contains("timed out after 1 s") && err.contains("--transfer-timeout"),
-        "{err}"
-    );
-    assert!(!err.contains("connection error"), "{err}");
-    assert!(err.contains("after 2 attempts"), "{err}");
-    assert!(s.puts().is_empty());
-    assert_clean(&o, &tmp);
+        ];
+        let o = run_job(&contract_env(&s), &flags, &tmp);
+        let elapsed = t.elapsed();
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(err.contains("caller recording download"), "{err}");
+        assert!(
+            err.contains("timed out after 1 s") && err.contains("--transfer-timeout"),
+            "{err}"
+        );
+        assert!(!err.contains("connection error"), "{err}");
+        assert!(err.contains("after 2 attempts"), "{err}");
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+        assert!(s.puts().is_empty());
+        assert_clean(&o, &tmp);
+    }
 }
 
 /// Issue 11, item 7: a deadline reached while uploading says so (it said
 /// "stopped before uploading"); the exit status stays 6.
 #[test]
 fn a_deadline_during_the_upload_does_not_claim_nothing_was_sent() {
-    let base = happy_route();
-    let s = TestServer::start(Arc::new(move |m, p, n| {
-        if m == "PUT" {
-            Reply::Stall(Duration::from_secs(60))
-        } else {
-            base(m, p, n)
-        }
-    }));
+    let s = TestServer::start(happy_but(
+        |m, _| m == "PUT",
+        Reply::Stall(Duration::from_secs(60)),
+    ));
     let tmp = scratch();
     let t = Instant::now();
     let o = run_job(&contract_env(&s), &["--deadline", "20"], &tmp);
@@ -562,14 +532,10 @@ fn the_waveform_is_uploaded_with_the_mp3s_when_asked() {
 
 #[test]
 fn a_failed_waveform_upload_fails_the_job() {
-    let base = happy_route();
-    let s = TestServer::start(Arc::new(move |m, p, n| {
-        if p == "/up/wave.json" {
-            Reply::Data(403, b"denied".to_vec())
-        } else {
-            base(m, p, n)
-        }
-    }));
+    let s = TestServer::start(happy_but(
+        |_, p| p == "/up/wave.json",
+        Reply::Data(403, b"denied".to_vec()),
+    ));
     let mut env = contract_env(&s);
     env.push(("EPISODE_WAVEFORM_UPLOAD_URL", s.url("/up/wave.json")));
     let tmp = scratch();
@@ -694,14 +660,10 @@ fn sigterm_removes_the_temporary_directory() {
 
 #[test]
 fn the_deadline_stops_the_job() {
-    let base = happy_route();
-    let s = TestServer::start(Arc::new(move |m, p, n| {
-        if p == "/response.mp3" {
-            Reply::Stall(Duration::from_secs(30))
-        } else {
-            base(m, p, n)
-        }
-    }));
+    let s = TestServer::start(happy_but(
+        |_, p| p == "/response.mp3",
+        Reply::Stall(Duration::from_secs(30)),
+    ));
     let tmp = scratch();
     let t = Instant::now();
     let o = run_job(&contract_env(&s), &["--deadline", "1.5"], &tmp);
