@@ -283,6 +283,8 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
     // The gain of the pass whose output is in the limited spool, and how far
     // under the target that output is.
     let (mut spooled_gain, mut under) = (p.plan.gain_db, 0.0);
+    // The loudest any pass came out (for the error when none reaches the target).
+    let mut loudest = f64::NEG_INFINITY;
     for pass in 1..=MAX_PASSES {
         p.report.calibration_passes = pass;
         let loud = thread::scope(|s| {
@@ -303,6 +305,7 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
             Ok::<_, Error>(meter.measurement()?.integrated_lufs)
         })?;
         let err = target - loud;
+        loudest = loudest.max(loud);
         trim = err.min(0.0);
         (spooled_gain, under) = (p.plan.gain_db, err.max(0.0));
         if (-MAX_TRIM_DB..0.02).contains(&err) {
@@ -322,8 +325,8 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
             &p.subject,
             Stage::Loudness,
             format!(
-                "calibration: after {MAX_PASSES} passes through the limiter it measures {:.2} LUFS, {under:.2} LU under the {target} LUFS target (its peaks are too high for its loudness at the {ceiling:.1} dBTP ceiling: clicks, bursts or distortion?); lower --loudness, raise --true-peak, or record it again",
-                target - under
+                "calibration: after {MAX_PASSES} passes through the limiter it reaches at most {loudest:.2} LUFS, {:.2} LU under the {target} LUFS target (its peaks are too high for its loudness at the {ceiling:.1} dBTP ceiling: clicks, bursts or distortion?); lower --loudness, raise --true-peak, or record it again",
+                target - loudest
             ),
         ));
     }
