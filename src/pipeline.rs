@@ -1,8 +1,11 @@
 //! The pipeline, top to bottom.
 //!
 //! 1. Bumpers: decoded whole (they are short) and converted to the common rate.
-//! 2. First pass, both recordings in parallel: decode → mono → resample →
-//!    trim silence, spooled to disk while the loudness meter measures it.
+//! 2. First pass, both recordings in parallel: decode → high-pass →
+//!    resample, spooled untrimmed while the downmix and the noise floor are
+//!    analysed (see [`crate::front`]); then that spool → downmix → trim
+//!    silence at the chosen threshold, spooled again while the loudness
+//!    meter measures it.
 //! 3. Gain plan: one linear gain, or the leveller's curve when the loudness
 //!    range is too wide; calibrated through the limiter so the *limited*
 //!    signal lands on the target.
