@@ -30,7 +30,8 @@
 //! - **Threshold** ([`FrontAnalysis::threshold`]): a room whose noise floor
 //!   is above −50 dBFS (a fan, a street) made every frame "sound". The floor
 //!   is the 10th percentile of the 20 ms RMS of the chosen downmix; a floor
-//!   above −56 dBFS raises the threshold to floor + 6 dB, provided what
+//!   above −56 dBFS (and at most −30 dBFS: louder, it is the signal, not a
+//!   room) raises the threshold to floor + 6 dB, provided what
 //!   then counts as sound is at least 12 dB louder than the floor (else the
 //!   "floor" is the quiet part of a recording without pauses, not a room).
 //!
@@ -350,8 +351,8 @@ impl FrontAnalysis {
 
     /// The noise floor of `downmix` and the threshold `settings` give for it.
     ///
-    /// A floor above `settings.adapt_above_db` raises the threshold to the
-    /// floor + `settings.floor_margin_db`, unless what stands above that
+    /// A floor above `settings.adapt_above_db` (and at most [`MAX_ROOM_DB`])
+    /// raises the threshold to the floor + `settings.floor_margin_db`, unless what stands above that
     /// threshold is less than [`MIN_SNR_DB`] louder than the floor: then the
     /// "floor" is the quiet half of a recording without pauses (speech, or
     /// a gated tone), not a room, and the configured threshold is kept.
@@ -365,7 +366,7 @@ impl FrontAnalysis {
         let floor_db = percentile(hist, self.windows, FLOOR_PERCENTILE);
         let fixed = (settings.threshold_db, false);
         let (threshold_db, adapted) = match floor_db {
-            Some(f) if settings.adaptive && f > settings.adapt_above_db => {
+            Some(f) if settings.adaptive && f > settings.adapt_above_db && f <= MAX_ROOM_DB => {
                 let raised = f + settings.floor_margin_db;
                 match above(hist, raised) {
                     // Nothing stands above the room: adapted, and the caller
@@ -402,6 +403,11 @@ fn above(hist: &[u32], threshold_db: f64) -> (u64, Option<f64>) {
     }
     (n, (n > 0).then(|| 10.0 * (power / n as f64).log10()))
 }
+
+/// A "floor" above this (dBFS) is not a room but the signal itself (a
+/// steady tone, or speech without pauses): the configured threshold stays.
+/// Room noise that loud in a recording would bury any voice.
+pub const MAX_ROOM_DB: f64 = -30.0;
 
 /// Less sound than this (seconds of 20 ms windows above a raised threshold)
 /// means the recording holds only the room.
@@ -644,6 +650,13 @@ mod tests {
         let a = analysed(&[&gated]);
         let t = a.threshold(&a.downmix(), &settings);
         assert!((t.floor_db.unwrap() + 24.0).abs() < 0.1, "{t:?}");
+        assert_eq!((t.threshold_db, t.adapted), (-50.0, false));
+        // A steady loud signal (no pauses at all) is not a room.
+        let steady: Vec<f32> = (0..20_000)
+            .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
+            .collect();
+        let a = analysed(&[&steady]);
+        let t = a.threshold(&a.downmix(), &settings);
         assert_eq!((t.threshold_db, t.adapted), (-50.0, false));
         // Digital silence has no floor.
         let a = analysed(&[&vec![0.0; 5000]]);

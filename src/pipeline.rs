@@ -137,10 +137,10 @@ fn only_noise(subject: &str, t: &Threshold) -> Error {
         subject,
         Stage::Silence,
         format!(
-            "it holds only background noise: its noise floor is about {:.1} dBFS and only {:.2} s of it is louder than {:.1} dBFS{}; record it again with the voice closer to the microphone or in a quieter room",
+            "it holds only background noise: its noise floor is about {:.1} dBFS and only {:.2} s of it is louder than {} dBFS{}; record it again with the voice closer to the microphone or in a quieter room",
             t.floor_db.unwrap_or(f64::NEG_INFINITY),
             t.above_s,
-            t.threshold_db,
+            (t.threshold_db * 10.0).round() / 10.0,
             if t.adapted { " (the floor + 6 dB)" } else { "" }
         ),
     )
