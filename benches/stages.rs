@@ -24,15 +24,18 @@ use std::path::Path;
 use std::time::Instant;
 
 use ebur128::{EbuR128, Mode};
+use podstitch::audio::Processor;
 use podstitch::audio::{Block, MemorySource, Source};
 use podstitch::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use podstitch::decode::Decoder;
 use podstitch::encode::{Mp3Settings, Mp3Writer};
+use podstitch::front::{Downmix, Downmixed, FrontAnalysis, HighPass};
 use podstitch::limiter::Limiter;
 use podstitch::loudness::{Measures, Meter};
 use podstitch::mixer::{mix, plan_fades, MixPart};
 use podstitch::resample::Resample;
 use podstitch::silence::{SilenceCutter, SilenceSettings};
+use podstitch::spool::{SpoolReader, SpoolWriter, TempDir};
 use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Settings};
 
 const RATE: u32 = 44100;
@@ -188,6 +191,49 @@ fn main() {
         .chunks(4096)
         .map(|c| Block::from_channels(&[c, c]))
         .collect();
+    // The front end's additions to the first pass (issue 12): the high-pass,
+    // the whole-recording analysis, and the untrimmed spool written and read
+    // back once (with the downmix on the way out).
+    for (label, input) in [("mono", &blocks), ("stereo", &stereo)] {
+        let ch = input[0].channels();
+        bench(&format!("front highpass {label}"), secs, || {
+            let mut hp = HighPass::new(ch, RATE, 60.0);
+            let mut out = Block::new(ch, 4096);
+            for b in input {
+                out.clear();
+                hp.process(b, &mut out);
+            }
+            black_box(out.frames());
+        });
+        bench(&format!("front analysis {label}"), secs, || {
+            let mut a = FrontAnalysis::new(ch, RATE, 20.0);
+            for b in input {
+                a.add(b);
+            }
+            let d = a.downmix();
+            black_box(a.threshold(&d, &SilenceSettings::default()));
+        });
+        let dir = TempDir::new(None).expect("temp dir");
+        let path = dir.path().join("raw.f32");
+        bench(&format!("front spool write+read {label}"), secs, || {
+            let mut w = SpoolWriter::create(&path, ch).expect("spool");
+            for b in input {
+                w.write(b).expect("spool");
+            }
+            let frames = w.finish().expect("spool");
+            let d = Downmix {
+                weights: vec![1.0 / ch as f32; ch],
+                rule: "average".into(),
+                reason: String::new(),
+            };
+            let r = SpoolReader::open(&path, RATE, ch, frames).expect("spool");
+            let mut src = Downmixed::new(r, &d);
+            let mut b = Block::default();
+            while src.read(&mut b).expect("spool") {
+                black_box(b.frames());
+            }
+        });
+    }
     let loudness_series = Measures {
         lra: true,
         series: true,

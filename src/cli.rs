@@ -229,9 +229,14 @@ pub struct SettingsArgs {
     /// Limiter headroom below the ceiling for MP3 overshoot, dB.
     #[arg(long, default_value_t = 1.0)]
     pub mp3_headroom: f64,
-    /// Silence threshold, dBFS.
-    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
-    pub silence_threshold: f64,
+    /// Silence threshold, dBFS [default: -50, raised to the noise floor + 6 dB
+    /// when the floor is above -56 dBFS]. Given explicitly, it is used as is.
+    #[arg(long, allow_hyphen_values = true)]
+    pub silence_threshold: Option<f64>,
+    /// High-pass cut-off applied to the recordings before any decision
+    /// (removes DC offset and rumble), Hz; 0 turns it off.
+    #[arg(long, value_name = "HZ", default_value_t = 60.0)]
+    pub highpass: f64,
     /// Longest pause kept, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub max_pause: f64,
@@ -285,11 +290,15 @@ impl SettingsArgs {
     pub fn to_settings(&self) -> Settings {
         Settings {
             sample_rate: self.sample_rate,
+            highpass_hz: self.highpass,
             silence: SilenceSettings {
-                threshold_db: self.silence_threshold,
-                window_ms: SilenceSettings::default().window_ms,
+                threshold_db: self
+                    .silence_threshold
+                    .unwrap_or(SilenceSettings::default().threshold_db),
+                adaptive: self.silence_threshold.is_none(),
                 max_pause_s: self.max_pause,
                 fade_ms: self.cut_fade_ms,
+                ..SilenceSettings::default()
             },
             loudness: LoudnessSettings {
                 integrated_lufs: self.loudness,
@@ -374,6 +383,10 @@ mod tests {
             "60",
             "--max-channels",
             "2",
+            "--silence-threshold",
+            "-40",
+            "--highpass",
+            "0",
         ]);
         let Command::Stitch(args) = cli.command else {
             panic!("not stitch")
@@ -385,5 +398,8 @@ mod tests {
         assert!(!s.verify);
         assert_eq!(s.limits.max_duration_s, 60.0);
         assert_eq!(s.limits.max_channels, 2);
+        // An explicit threshold is used as is: no adaptation to the floor.
+        assert_eq!((s.silence.threshold_db, s.silence.adaptive), (-40.0, false));
+        assert_eq!(s.highpass_hz, 0.0);
     }
 }

@@ -10,6 +10,7 @@ pub mod chunked;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod front;
 pub mod http;
 pub mod io;
 pub mod job;

@@ -1,8 +1,11 @@
 //! The pipeline, top to bottom.
 //!
 //! 1. Bumpers: decoded whole (they are short) and converted to the common rate.
-//! 2. First pass, both recordings in parallel: decode → mono → resample →
-//!    trim silence, spooled to disk while the loudness meter measures it.
+//! 2. First pass, both recordings in parallel: decode → high-pass →
+//!    resample, spooled untrimmed while the downmix and the noise floor are
+//!    analysed (see [`crate::front`]); then that spool → downmix → trim
+//!    silence at the chosen threshold, spooled again while the loudness
+//!    meter measures it.
 //! 3. Gain plan: one linear gain, or the leveller's curve when the loudness
 //!    range is too wide; calibrated through the limiter so the *limited*
 //!    signal lands on the target.
@@ -22,6 +25,9 @@ use crate::calibrate::{predicted_gain, HopStats};
 use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::Mp3Settings;
 use crate::error::{Error, Result, Stage};
+use crate::front::{
+    Downmix, Downmixed, FrontAnalysis, HighPass, Threshold, DIGITAL_SILENCE_DB, MIN_SOUND_S,
+};
 use crate::io::{
     partial_path, remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES,
 };
@@ -31,7 +37,7 @@ use crate::mixer::{mix, plan_fades, MixPart};
 use crate::report::{Observer, OutputReport, RecordingReport, Report, Timings};
 use crate::resample::Resample;
 use crate::settings::Settings;
-use crate::silence::trimmed;
+use crate::silence::{trimmed, SilenceSettings};
 use crate::spool::{SpoolReader, SpoolWriter, TempDir};
 use crate::verify::{check_tag, decode_stream, tee, WriteSeek};
 use crate::waveform::{FinishedWaveform, Waveform};
@@ -72,38 +78,95 @@ fn secs(frames: u64, rate: u32) -> f64 {
     frames as f64 / f64::from(rate)
 }
 
-/// First pass over one recording: decode, downmix, resample, trim; spool and measure.
+/// The front end's decisions about one recording (see [`crate::front`]).
+struct FrontEnd {
+    downmix: Downmix,
+    correlation: Option<f64>,
+    threshold: Threshold,
+}
+
+/// First pass over one recording. Read 1: decode, high-pass, resample; the
+/// recording is spooled with all its channels while the whole-recording
+/// figures are gathered. Then the downmix and the threshold are chosen, and
+/// read 2 of that spool downmixes, trims, measures and spools the result.
 fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Prepared> {
     let rate = settings.sample_rate;
-    thread::scope(|s| {
-        // Decode and downmix on one thread (decoding is the larger half),
-        // resample, trim, measure and spool on this one.
-        let (front, (format, in_rate, in_ch, stats)) = read_ahead(s, subject, 8, || {
+    let raw = spool.with_extension("raw.f32");
+    let first = thread::scope(|s| {
+        // Decode on one thread (the larger half), the rest on this one.
+        let (front, (info, stats)) = read_ahead(s, subject, 8, || {
             let dec = input.open_within(subject, &settings.limits, false)?;
             let format = format!("{}/{}", dec.container_name(), dec.codec_name());
             let (in_rate, in_ch, stats) = (dec.sample_rate(), dec.channels(), dec.stats());
-            Ok((Mono::new(dec), (format, in_rate, in_ch, stats)))
+            Ok((dec, ((format, in_rate, in_ch), stats)))
         })?;
-        let front = Resample::new(front, rate, subject)?;
-        let mut p = measure_and_spool(subject, front, settings, spool, format, in_rate, in_ch)?;
+        // High-pass at the input rate, before the resampler, whose start-up
+        // would otherwise turn an offset's first sample into a transient.
+        let channels = front.channels();
+        let hp = HighPass::new(channels, front.sample_rate(), settings.highpass_hz);
+        let mut front = Resample::new(Processed::new(front, hp), rate, subject)?;
+        let mut analysis = FrontAnalysis::new(channels, rate, settings.silence.window_ms);
+        let mut writer = SpoolWriter::create(&raw, channels)?;
+        let mut block = Block::default();
+        while front.read(&mut block)? {
+            analysis.add(&block);
+            writer.write(&block)?;
+        }
+        Ok::<_, Error>((analysis, writer.finish()?, channels, info, stats))
+    });
+    let result = first.and_then(|(analysis, frames, channels, info, stats)| {
+        let downmix = analysis.downmix();
+        let threshold = analysis.threshold(&downmix, &settings.silence);
+        let front = FrontEnd {
+            correlation: analysis.correlation(),
+            downmix,
+            threshold,
+        };
+        if front.threshold.adapted && front.threshold.above_s < MIN_SOUND_S {
+            return Err(only_noise(subject, &front.threshold));
+        }
+        let src = Downmixed::new(
+            SpoolReader::open(&raw, rate, channels, frames)?,
+            &front.downmix,
+        );
+        let mut p = measure_and_spool(subject, src, settings, spool, info, front)?;
         p.report.non_finite_samples = stats.non_finite();
         p.report.input_parts = stats.links();
         Ok(p)
-    })
+    });
+    remove_quietly(&raw);
+    result
+}
+
+fn only_noise(subject: &str, t: &Threshold) -> Error {
+    Error::stage(
+        subject,
+        Stage::Silence,
+        format!(
+            "it holds only background noise: its noise floor is about {:.1} dBFS and only {:.2} s of it is louder than {} dBFS{}; record it again with the voice closer to the microphone or in a quieter room",
+            t.floor_db.unwrap_or(f64::NEG_INFINITY),
+            t.above_s,
+            (t.threshold_db * 10.0).round() / 10.0,
+            if t.adapted { " (the floor + 6 dB)" } else { "" }
+        ),
+    )
 }
 
 /// The back half of [`analyse`]: trim, measure and spool.
 fn measure_and_spool(
     subject: &str,
-    front: impl Source,
+    front_src: impl Source,
     settings: &Settings,
     spool: &Path,
-    format: String,
-    in_rate: u32,
-    in_ch: usize,
+    (format, in_rate, in_ch): (String, u32, usize),
+    front: FrontEnd,
 ) -> Result<Prepared> {
     let rate = settings.sample_rate;
-    let mut chain = trimmed(front, &settings.silence);
+    let silence = SilenceSettings {
+        threshold_db: front.threshold.threshold_db,
+        ..settings.silence.clone()
+    };
+    let mut chain = trimmed(front_src, &silence);
     let mut meter = Meter::new(1, rate, Measures::ALL)?;
     let mut writer = SpoolWriter::create(spool, 1)?;
     let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
@@ -118,14 +181,18 @@ fn measure_and_spool(
     let frames = writer.finish()?;
     let stats = chain.stage().stats().clone();
     if !chain.stage().started() {
-        return Err(Error::stage(
-            subject,
-            Stage::Silence,
-            format!(
-                "nothing in it is louder than {} dBFS: it is silent or only background noise; record it again with the microphone on",
-                settings.silence.threshold_db
+        let t = &front.threshold;
+        return Err(match t.floor_db {
+            Some(f) if f > DIGITAL_SILENCE_DB => only_noise(subject, t),
+            _ => Error::stage(
+                subject,
+                Stage::Silence,
+                format!(
+                    "nothing in it is louder than {} dBFS: it is silent; record it again with the microphone on",
+                    t.threshold_db
+                ),
             ),
-        ));
+        });
     }
     let m = meter.measurement()?;
     if m.integrated_lufs <= -69.9 {
@@ -152,6 +219,12 @@ fn measure_and_spool(
         input_sample_rate: in_rate,
         input_channels: in_ch,
         input_duration_s: secs(stats.frames_in, rate),
+        highpass_hz: settings.highpass_hz,
+        downmix: front.downmix.rule,
+        channel_correlation: front.correlation,
+        noise_floor_dbfs: front.threshold.floor_db,
+        silence_threshold_db: front.threshold.threshold_db,
+        threshold_adapted: front.threshold.adapted,
         leading_trimmed_s: secs(stats.leading_trimmed, rate),
         pauses_shortened: stats.cuts.len(),
         pause_removed_s: secs(removed, rate),
@@ -187,11 +260,19 @@ fn processed(p: &Prepared, rate: u32) -> Result<Gain<SpoolReader>> {
 /// another calibration pass is preferred to a larger trim after the limiter.
 const MAX_TRIM_DB: f64 = 0.5;
 
+/// Most passes through the limiter that calibration takes.
+const MAX_PASSES: u32 = 6;
+
+/// A recording still more than this under the target after calibration is
+/// an error (the outputs' promise is ±0.3 LU).
+const MAX_MISS_LU: f64 = 0.3;
+
 /// Finds the gain that puts the limited recording on target and spools the
 /// limited recording (see [`crate::calibrate`]): one pass of gain → limiter
 /// → meter at the predicted gain, then a trim after the limiter, or more
 /// passes with secant steps when the pass came out under the target or more
-/// than [`MAX_TRIM_DB`] over it (at most six).
+/// than [`MAX_TRIM_DB`] over it (at most [`MAX_PASSES`]). A recording that
+/// still comes out more than [`MAX_MISS_LU`] under the target is an error.
 fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> {
     let rate = settings.sample_rate;
     let target = settings.loudness.integrated_lufs;
@@ -210,7 +291,12 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
     let limited_spool = p.spool.with_extension("limited.f32");
     let mut last: Option<(f64, f64)> = None;
     let mut trim = 0.0;
-    for pass in 1..=6 {
+    // The gain of the pass whose output is in the limited spool, and how far
+    // under the target that output is.
+    let (mut spooled_gain, mut under) = (p.plan.gain_db, 0.0);
+    // The loudest any pass came out (for the error when none reaches the target).
+    let mut loudest = f64::NEG_INFINITY;
+    for pass in 1..=MAX_PASSES {
         p.report.calibration_passes = pass;
         let loud = thread::scope(|s| {
             // Gain and limiter on one thread, measure and spool on this one.
@@ -230,7 +316,9 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
             Ok::<_, Error>(meter.measurement()?.integrated_lufs)
         })?;
         let err = target - loud;
+        loudest = loudest.max(loud);
         trim = err.min(0.0);
+        (spooled_gain, under) = (p.plan.gain_db, err.max(0.0));
         if (-MAX_TRIM_DB..0.02).contains(&err) {
             break;
         }
@@ -243,7 +331,18 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
         // Aim a little high: the trim after the limiter takes the rest.
         p.plan.gain_db = g + err / slope + 0.05;
     }
-    p.report.gain_db = p.plan.gain_db + trim;
+    if under > MAX_MISS_LU {
+        return Err(Error::stage(
+            &p.subject,
+            Stage::Loudness,
+            format!(
+                "calibration: after {MAX_PASSES} passes through the limiter it reaches at most {loudest:.2} LUFS, {:.2} LU under the {target} LUFS target (its peaks are too high for its loudness at the {ceiling:.1} dBTP ceiling: clicks, bursts or distortion?); lower --loudness, raise --true-peak, or record it again",
+                target - loudest
+            ),
+        ));
+    }
+    p.plan.gain_db = spooled_gain;
+    p.report.gain_db = spooled_gain + trim;
     p.render = (
         limited_spool,
         GainPlan {
@@ -621,6 +720,26 @@ pub fn stitch<S: Sink>(
             r.input_integrated_lufs,
             r.input_lra_lu,
             if r.leveller { " (leveller on)" } else { "" }
+        ));
+        obs.log(&format!(
+            "{}: high-pass {}; downmix {}{}; noise floor {}; silence threshold {:.1} dBFS{}",
+            p.subject,
+            if r.highpass_hz > 0.0 {
+                format!("{} Hz", r.highpass_hz)
+            } else {
+                "off".to_string()
+            },
+            r.downmix,
+            r.channel_correlation
+                .map_or(String::new(), |c| format!(" (channel correlation {c:.2})")),
+            r.noise_floor_dbfs
+                .map_or("digital silence".to_string(), |f| format!("{f:.1} dBFS")),
+            r.silence_threshold_db,
+            if r.threshold_adapted {
+                " (raised to the floor + 6 dB)"
+            } else {
+                ""
+            }
         ));
         if r.input_parts > 1 {
             obs.log(&format!(

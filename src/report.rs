@@ -37,6 +37,20 @@ pub struct RecordingReport {
     pub input_channels: usize,
     /// Duration of the decoded input, in seconds.
     pub input_duration_s: f64,
+    /// Cut-off of the high-pass applied before everything else, Hz (0: none).
+    pub highpass_hz: f64,
+    /// How the channels became one: `"mono"`, `"average"`, `"difference"`
+    /// (anti-phase stereo) or `"channel N"` (one channel alone).
+    pub downmix: String,
+    /// Correlation of the two channels of a stereo input (after the high-pass).
+    pub channel_correlation: Option<f64>,
+    /// Noise floor of the downmix (10th percentile of its 20 ms RMS), dBFS;
+    /// `None` for digital silence.
+    pub noise_floor_dbfs: Option<f64>,
+    /// The silence threshold used, dBFS.
+    pub silence_threshold_db: f64,
+    /// True when the noise floor raised the threshold above the configured one.
+    pub threshold_adapted: bool,
     /// Leading silence removed, in seconds.
     pub leading_trimmed_s: f64,
     /// Number of pauses shortened.
@@ -45,7 +59,7 @@ pub struct RecordingReport {
     pub pause_removed_s: f64,
     /// Duration after trimming, in seconds.
     pub duration_s: f64,
-    /// Integrated loudness after trimming, before levelling, in LUFS.
+    /// Integrated loudness after the downmix and trimming, before any gain, in LUFS.
     pub input_integrated_lufs: f64,
     /// Loudness range after trimming, in LU.
     pub input_lra_lu: f64,

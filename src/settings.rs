@@ -20,6 +20,10 @@ pub struct Mp3Options {
 pub struct Settings {
     /// The common sample rate all audio is converted to, in Hz (default 44100).
     pub sample_rate: u32,
+    /// Cut-off of the high-pass applied to the recordings (not the bumpers)
+    /// before any decision, Hz (default 60; 0 turns it off): removes DC
+    /// offsets and rumble (see [`crate::front`]).
+    pub highpass_hz: f64,
     /// Silence trimming and pause shortening.
     pub silence: SilenceSettings,
     /// Loudness targets.
@@ -86,6 +90,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             sample_rate: 44100,
+            highpass_hz: 60.0,
             silence: SilenceSettings::default(),
             loudness: LoudnessSettings::default(),
             crossfade_s: 1.0,
@@ -125,7 +130,28 @@ impl Settings {
                 self.sample_rate
             )
         })?;
+        check(
+            self.highpass_hz == 0.0 || (10.0..=500.0).contains(&self.highpass_hz),
+            || {
+                format!(
+                    "high-pass cut-off {} Hz must be 0 (off) or within 10..500",
+                    self.highpass_hz
+                )
+            },
+        )?;
         let s = &self.silence;
+        check((-100.0..=0.0).contains(&s.adapt_above_db), || {
+            format!(
+                "noise-floor limit {} dBFS must be within -100..0",
+                s.adapt_above_db
+            )
+        })?;
+        check((0.0..=40.0).contains(&s.floor_margin_db), || {
+            format!(
+                "noise-floor margin {} dB must be within 0..40",
+                s.floor_margin_db
+            )
+        })?;
         check((-120.0..=0.0).contains(&s.threshold_db), || {
             format!(
                 "silence threshold {} dBFS must be within -120..0",

@@ -22,7 +22,18 @@ use crate::audio::{Block, Processed, Processor, Source};
 #[derive(Debug, Clone, PartialEq)]
 pub struct SilenceSettings {
     /// Threshold in dBFS at or below which a window is silent (default −50).
+    /// With [`adaptive`](Self::adaptive) on, a recording whose noise floor
+    /// is above [`adapt_above_db`](Self::adapt_above_db) uses its floor +
+    /// [`floor_margin_db`](Self::floor_margin_db) instead.
     pub threshold_db: f64,
+    /// Let the threshold follow a noisy room's floor (default true; an
+    /// explicit `--silence-threshold` turns it off).
+    pub adaptive: bool,
+    /// A floor above this (dBFS) raises the threshold (default −56: within
+    /// 6 dB of the −50 dBFS threshold, or over it).
+    pub adapt_above_db: f64,
+    /// How far above the floor the raised threshold sits, dB (default 6).
+    pub floor_margin_db: f64,
     /// Length of the RMS window in milliseconds (default 20).
     pub window_ms: f64,
     /// Longest pause kept, in seconds (default 1.0); longer ones are shortened to it.
@@ -35,6 +46,9 @@ impl Default for SilenceSettings {
     fn default() -> Self {
         SilenceSettings {
             threshold_db: -50.0,
+            adaptive: true,
+            adapt_above_db: -56.0,
+            floor_margin_db: 6.0,
             window_ms: 20.0,
             max_pause_s: 1.0,
             fade_ms: 5.0,

@@ -1,8 +1,9 @@
 //! Temporary storage: a private temporary directory, and the spool that keeps
 //! a processed recording between the two passes.
 //!
-//! The first pass decodes, resamples and trims each recording once and spools
-//! the result (32-bit float, little-endian, interleaved) to disk while it
+//! The first pass decodes and resamples each recording once and spools it
+//! untrimmed (for the front end's whole-recording decisions, see
+//! [`crate::front`]), then trims that and spools the result (32-bit float, little-endian, interleaved) to disk while it
 //! measures it; the second pass and the loudness calibration read the spool.
 //! So an input is decoded once, may come from a one-shot reader, and memory
 //! stays bounded whatever its length.
