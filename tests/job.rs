@@ -196,12 +196,28 @@ fn happy_but(when: fn(&str, &str) -> bool, reply: Reply) -> Route {
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
 /// A private scratch directory for one run (the job's temporary base).
-fn scratch() -> PathBuf {
+fn scratch() -> Scratch {
     let n = RUN.fetch_add(1, Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("podstitch-jobtest-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
+}
+
+/// A scratch directory, removed (with the worker link in it) when dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The binary under the worker's name, in `dir`.
