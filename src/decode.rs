@@ -355,6 +355,15 @@ impl Decoder {
         Ok(())
     }
 
+    /// The track's length in seconds when the container gives a real count
+    /// (not a placeholder or an estimate; see the module doc), before any
+    /// trimming.
+    pub fn declared_duration_s(&self) -> Option<f64> {
+        self.declared_frames
+            .filter(|_| self.declared_exact && self.rate > 0)
+            .map(|n| n as f64 / f64::from(self.rate))
+    }
+
     /// What this decoder has met so far (NaN samples, links), as a handle
     /// that stays readable once the decoder has moved to another thread.
     pub fn stats(&self) -> Arc<DecodeStats> {

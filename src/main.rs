@@ -14,6 +14,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
 use cli::{AnalyzeArgs, Cli, Command, StitchArgs};
@@ -25,12 +27,76 @@ use podstitch::silence::SilenceSettings;
 use podstitch::spool::TempDir;
 use podstitch::{stitch_to_dir, Bumpers, Input, Observer, Report};
 
-/// Logs to stderr; draws a progress bar there when it is a terminal.
+/// Logs to stderr; draws one progress line there when it is a terminal
+/// (never into a pipe or a file), covering every long stage with an ETA.
 struct Stderr {
     bar: bool,
     drawn: AtomicBool,
     /// `-q`: nothing but errors.
     quiet: bool,
+    /// The stages under way: name, fraction done (None: length unknown,
+    /// then seconds of audio done), when it was first seen.
+    stages: Mutex<Vec<(String, Progress, Instant)>>,
+}
+
+/// How far a stage is.
+#[derive(Clone, Copy)]
+enum Progress {
+    Fraction(f64),
+    Seconds(f64),
+}
+
+impl Stderr {
+    fn new(bar: bool, quiet: bool) -> Self {
+        Stderr {
+            bar,
+            drawn: AtomicBool::new(false),
+            quiet,
+            stages: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records a stage's progress (removing it once done) and redraws.
+    fn update(&self, stage: &str, progress: Option<Progress>) {
+        if !self.bar || self.quiet {
+            return;
+        }
+        let Ok(mut stages) = self.stages.lock() else {
+            return;
+        };
+        match (stages.iter().position(|(s, ..)| s == stage), progress) {
+            (Some(i), None) => {
+                stages.remove(i);
+            }
+            (Some(i), Some(p)) => stages[i].1 = p,
+            (None, Some(p)) => stages.push((stage.to_string(), p, Instant::now())),
+            (None, None) => {}
+        }
+        let line: Vec<String> = stages
+            .iter()
+            .map(|(name, p, since)| match *p {
+                Progress::Fraction(f) => {
+                    let elapsed = since.elapsed().as_secs_f64();
+                    let eta = if f > 0.02 {
+                        let left = elapsed * (1.0 - f) / f;
+                        format!(", ETA {}:{:02}", (left / 60.0) as u64, (left % 60.0) as u64)
+                    } else {
+                        String::new()
+                    };
+                    format!("{name} {:3.0}%{eta}", f * 100.0)
+                }
+                Progress::Seconds(s) => format!(
+                    "{name} {}:{:02} of audio",
+                    (s / 60.0) as u64,
+                    (s % 60.0) as u64
+                ),
+            })
+            .collect();
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, "\r\x1b[K{}", line.join(" · "));
+        let _ = e.flush();
+        self.drawn.store(!line.is_empty(), Ordering::Relaxed);
+    }
 }
 
 impl Observer for Stderr {
@@ -46,21 +112,21 @@ impl Observer for Stderr {
     }
 
     fn progress(&self, done: u64, total: u64) {
-        if !self.bar || self.quiet || total == 0 {
-            return;
+        let stage = "rendering and verifying the outputs";
+        if total == 0 || done >= total {
+            self.update(stage, None);
+        } else {
+            self.update(stage, Some(Progress::Fraction(done as f64 / total as f64)));
         }
-        let frac = (done as f64 / total as f64).clamp(0.0, 1.0);
-        let filled = (frac * 30.0).round() as usize;
-        let mut e = std::io::stderr().lock();
-        let _ = write!(
-            e,
-            "\rrendering [{}{}] {:3.0}%",
-            "#".repeat(filled),
-            " ".repeat(30 - filled),
-            frac * 100.0
-        );
-        let _ = e.flush();
-        self.drawn.store(true, Ordering::Relaxed);
+    }
+
+    fn stage_progress(&self, stage: &str, done_s: f64, total_s: Option<f64>) {
+        let p = match total_s {
+            Some(t) if done_s >= t => None,
+            Some(t) if t > 0.0 => Some(Progress::Fraction((done_s / t).clamp(0.0, 1.0))),
+            _ => Some(Progress::Seconds(done_s)),
+        };
+        self.update(stage, p);
     }
 }
 
@@ -275,11 +341,10 @@ fn main() -> ExitCode {
         args.insert(1, "job".into());
     }
     let cli = Cli::parse_from(args);
-    let obs = Stderr {
-        bar: std::io::stderr().is_terminal(),
-        drawn: AtomicBool::new(false),
-        quiet: matches!(&cli.command, Command::Stitch(a) if a.quiet),
-    };
+    let obs = Stderr::new(
+        std::io::stderr().is_terminal(),
+        matches!(&cli.command, Command::Stitch(a) if a.quiet),
+    );
     let result = match &cli.command {
         Command::Stitch(a) => run_stitch(a, &obs),
         Command::Analyze(a) => run_analyze(a),

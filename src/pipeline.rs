@@ -68,6 +68,55 @@ struct Prepared {
     report: RecordingReport,
 }
 
+/// Seconds of audio between two progress reports of a stage.
+const PROGRESS_STEP_S: u32 = 10;
+
+/// Reports a long stage's progress to the observer every
+/// [`PROGRESS_STEP_S`] seconds of audio, and once at its end.
+struct StageProgress<'a> {
+    obs: &'a dyn Observer,
+    stage: String,
+    rate: u32,
+    total_s: Option<f64>,
+    done: u64,
+    next: u64,
+}
+
+impl<'a> StageProgress<'a> {
+    fn new(
+        obs: &'a dyn Observer,
+        verb: &str,
+        subject: &str,
+        rate: u32,
+        total_s: Option<f64>,
+    ) -> Self {
+        // "caller recording (call.webm)" → "analysing caller recording".
+        let what = subject.split(" (").next().unwrap_or(subject);
+        StageProgress {
+            obs,
+            stage: format!("{verb} {what}"),
+            rate,
+            total_s,
+            done: 0,
+            next: 0,
+        }
+    }
+
+    fn add(&mut self, frames: usize) {
+        self.done += frames as u64;
+        if self.done >= self.next {
+            self.next = self.done + u64::from(PROGRESS_STEP_S * self.rate);
+            self.obs
+                .stage_progress(&self.stage, secs(self.done, self.rate), self.total_s);
+        }
+    }
+
+    fn end(&self) {
+        let done = secs(self.done, self.rate);
+        self.obs.stage_progress(&self.stage, done, Some(done));
+    }
+}
+
 /// Runs `f`; its value and how long it took, in seconds.
 fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     let t = Instant::now();
@@ -89,17 +138,25 @@ struct FrontEnd {
 /// recording is spooled with all its channels while the whole-recording
 /// figures are gathered. Then the downmix and the threshold are chosen, and
 /// read 2 of that spool downmixes, trims, measures and spools the result.
-fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Prepared> {
+fn analyse(
+    subject: &str,
+    input: Input,
+    settings: &Settings,
+    spool: &Path,
+    obs: &dyn Observer,
+) -> Result<Prepared> {
     let rate = settings.sample_rate;
     let raw = spool.with_extension("raw.f32");
     let first = thread::scope(|s| {
         // Decode on one thread (the larger half), the rest on this one.
-        let (front, (info, stats)) = read_ahead(s, subject, 8, || {
+        let (front, (info, stats, total_s)) = read_ahead(s, subject, 8, || {
             let dec = input.open_within(subject, &settings.limits, false)?;
             let format = format!("{}/{}", dec.container_name(), dec.codec_name());
             let (in_rate, in_ch, stats) = (dec.sample_rate(), dec.channels(), dec.stats());
-            Ok((dec, ((format, in_rate, in_ch), stats)))
+            let total_s = dec.declared_duration_s();
+            Ok((dec, ((format, in_rate, in_ch), stats, total_s)))
         })?;
+        let mut progress = StageProgress::new(obs, "analysing", subject, rate, total_s);
         // High-pass at the input rate, before the resampler, whose start-up
         // would otherwise turn an offset's first sample into a transient.
         let channels = front.channels();
@@ -111,7 +168,9 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
         while front.read(&mut block)? {
             analysis.add(&block);
             writer.write(&block)?;
+            progress.add(block.frames());
         }
+        progress.end();
         Ok::<_, Error>((analysis, writer.finish()?, channels, info, stats))
     });
     let result = first.and_then(|(analysis, frames, channels, info, stats)| {
@@ -273,7 +332,12 @@ const MAX_MISS_LU: f64 = 0.3;
 /// passes with secant steps when the pass came out under the target or more
 /// than [`MAX_TRIM_DB`] over it (at most [`MAX_PASSES`]). A recording that
 /// still comes out more than [`MAX_MISS_LU`] under the target is an error.
-fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> {
+fn calibrate(
+    p: &mut Prepared,
+    settings: &Settings,
+    ceiling: f64,
+    obs: &dyn Observer,
+) -> Result<()> {
     let rate = settings.sample_rate;
     let target = settings.loudness.integrated_lufs;
     let base = target - p.measurement.integrated_lufs;
@@ -307,11 +371,20 @@ fn calibrate(p: &mut Prepared, settings: &Settings, ceiling: f64) -> Result<()> 
             })?;
             let mut meter = Meter::new(1, rate, Measures::INTEGRATED)?;
             let mut writer = SpoolWriter::create(&limited_spool, 1)?;
+            let mut progress = StageProgress::new(
+                obs,
+                "calibrating",
+                &p.subject,
+                rate,
+                Some(secs(frames, rate)),
+            );
             let mut block = Block::default();
             while src.read(&mut block)? {
                 meter.add_block(&block)?;
                 writer.write(&block)?;
+                progress.add(block.frames());
             }
+            progress.end();
             writer.finish()?;
             Ok::<_, Error>(meter.measurement()?.integrated_lufs)
         })?;
@@ -690,13 +763,13 @@ pub fn stitch<S: Sink>(
     let first = thread::scope(|s| {
         let r = s.spawn(|| {
             let spool = tmp.path().join("response.f32");
-            let (mut p, analysed) = timed(|| analyse(&resp_name, response, settings, &spool))?;
-            let ((), calibrated) = timed(|| calibrate(&mut p, settings, ceiling))?;
+            let (mut p, analysed) = timed(|| analyse(&resp_name, response, settings, &spool, obs))?;
+            let ((), calibrated) = timed(|| calibrate(&mut p, settings, ceiling, obs))?;
             Ok((p, analysed, calibrated))
         });
         let spool = tmp.path().join("caller.f32");
-        let (mut caller, analysed) = timed(|| analyse(&call_name, call, settings, &spool))?;
-        let ((), calibrated) = timed(|| calibrate(&mut caller, settings, ceiling))?;
+        let (mut caller, analysed) = timed(|| analyse(&call_name, call, settings, &spool, obs))?;
+        let ((), calibrated) = timed(|| calibrate(&mut caller, settings, ceiling, obs))?;
         let segment = render_segment(&caller, caller_segment, "caller segment", settings, &pool)?;
         let (response, r_analysed, r_calibrated) = join(r)?;
         timings.analyse_s = analysed.max(r_analysed);
@@ -763,8 +836,8 @@ pub fn stitch<S: Sink>(
         if attempt > 1 {
             let ((), t) = timed(|| {
                 thread::scope(|s| {
-                    let c = s.spawn(|| calibrate(&mut caller, settings, ceiling));
-                    let r = calibrate(&mut response, settings, ceiling);
+                    let c = s.spawn(|| calibrate(&mut caller, settings, ceiling, obs));
+                    let r = calibrate(&mut response, settings, ceiling, obs);
                     join(c).and(r)
                 })
             })?;

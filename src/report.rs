@@ -147,6 +147,12 @@ pub trait Observer: Sync {
     fn log(&self, _line: &str) {}
     /// Progress of the render: `done` of `total` episode frames.
     fn progress(&self, _done: u64, _total: u64) {}
+    /// Progress of another long stage: `stage` names it and its recording
+    /// (e.g. "analysing the caller recording"), `done_s` seconds of audio of
+    /// `total_s` (`None` when the length is not known before the end, as in
+    /// Chrome's WebM). Called every few seconds of audio and once at the
+    /// end, with `total_s` equal to `Some(done_s)`.
+    fn stage_progress(&self, _stage: &str, _done_s: f64, _total_s: Option<f64>) {}
 }
 
 /// An [`Observer`] that ignores everything.

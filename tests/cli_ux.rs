@@ -99,6 +99,11 @@ fn quiet_prints_only_the_json_line_and_verbose_adds_detail() {
         "{v}"
     );
     assert!(!n.contains("stages: analyse"), "{n}");
+    // Progress is drawn only on a terminal: nothing of it reaches a pipe.
+    for err in [&n, &v] {
+        assert!(!err.contains('\r') && !err.contains('\u{1b}'), "{err:?}");
+        assert!(!err.contains("ETA") && !err.contains("analysing"), "{err}");
+    }
     assert_eq!(text(&verbose.stdout).lines().count(), 1);
     let both = stitch(&s.0.join("b"), &["-q", "-v"]);
     assert_eq!(both.status.code(), Some(2), "-q and -v conflict");
@@ -367,5 +372,44 @@ fn analyze_plot_is_svg_with_marks_where_the_signal_puts_them() {
     for name in ["pause.wav.svg", "caller.webm.svg"] {
         let svg = std::fs::read_to_string(dir.join(name)).expect(name);
         roxmltree::Document::parse(&svg).expect("well-formed XML");
+    }
+}
+
+/// Issue 16, item 4: on a terminal (a pseudo-terminal from util-linux's
+/// `script`) the progress line covers the analysis, the calibration and the
+/// render with its ETA.
+#[test]
+fn progress_on_a_terminal_covers_every_long_stage() {
+    let s = Scratch::new("tty");
+    let rate = 16_000usize;
+    let long: Vec<f32> = noise(rate * 120, 0.3, 5)
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x * (0.6 + 0.4 * ((i as f32) / 3000.0).sin()))
+        .collect();
+    let response = s.0.join("long.wav");
+    std::fs::write(&response, wav_bytes(rate as u32, &[&long])).expect("wav");
+    let cmd = format!(
+        "'{}' stitch --call '{}' --response '{}' -o '{}' > /dev/null",
+        env!("CARGO_BIN_EXE_podstitch"),
+        fixture("caller.webm").display(),
+        response.display(),
+        s.0.join("out").display()
+    );
+    let o = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let screen = text(&o.stdout);
+    for needle in [
+        "analysing caller recording",
+        "analysing response recording",
+        "calibrating",
+        "rendering and verifying the outputs",
+        "ETA",
+    ] {
+        assert!(screen.contains(needle), "{needle} missing from {screen:?}");
     }
 }
