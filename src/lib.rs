@@ -5,12 +5,14 @@
 pub mod ahead;
 pub mod analyze;
 pub mod audio;
+mod balance;
 pub mod calibrate;
 pub mod chunked;
 pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod http;
+pub mod id3;
 pub mod io;
 pub mod job;
 pub mod limiter;
