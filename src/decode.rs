@@ -38,15 +38,33 @@
 //!   but [`MAX_CONSECUTIVE_BAD_PACKETS`] failures in a row end decoding with an
 //!   error. A container-level error is fatal.
 //! * **Samples** are clamped to [-1, 1]; NaN and infinities (possible only in
-//!   float WAV) become 0.
+//!   float WAV) become 0, and are counted ([`DecodeStats`]): more than
+//!   [`MAX_NON_FINITE_FRACTION`] of them refuses the file, since it is then
+//!   damaged rather than holding a few dropouts.
+//! * **Before the probe** ([`prelude`]): ID3v2 tags of any size are skipped,
+//!   a streamed WAV's zero sizes read as "to the end", an MP3 without a
+//!   Xing/Info/VBRI header is read front to back so that symphonia's
+//!   estimate of its length (from the first frames' bitrate) can neither
+//!   end the decode nor trip the duration limit, and a WAV's format tag is
+//!   read to name a codec that is not decoded.
+//! * **Only real counts feed the early duration check**: the container's
+//!   frame count is trusted from Ogg (end granule), FLAC (STREAMINFO), MP4
+//!   (track duration) and MP3 with a Xing/VBRI header; a WAV's data size is
+//!   often a placeholder and ADTS's count is an estimate.
+//! * **Several recordings in one file** are decoded in order as one: Ogg
+//!   links (chained streams, which symphonia announces with
+//!   `ResetRequired`) and WebM files appended to each other ([`links`]).
+//!   Each link gets a fresh codec (its own Opus pre-skip is dropped); they
+//!   must share a rate and channel count, otherwise the file is refused with
+//!   the fix.
 //! * **No panics.** The decoders are third-party code fed untrusted bytes; a
 //!   panic inside symphonia or opus-rs is caught and reported as a decode error
 //!   (the default panic hook still prints it to stderr).
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use opus_rs::multistream::{ChannelMappingTable, MultistreamDecoder};
 use opus_rs::OpusDecoder;
@@ -62,9 +80,17 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptio
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::audio::{Block, Source};
 use crate::error::{Error, Result, Stage};
 use crate::settings::Limits;
+
+mod links;
+mod prelude;
+
+use links::{LinkSource, Links};
+use prelude::{Facts, Prelude};
 
 /// After this many packets in a row fail to decode, decoding stops with an
 /// error instead of skipping more.
@@ -73,8 +99,40 @@ pub const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 5;
 /// Longest Opus packet: 120 ms at 48 kHz.
 const OPUS_MAX_FRAMES: usize = 5760;
 
-/// How many leading bytes are kept to explain a failed format detection.
+/// How many leading bytes explain a failed format detection.
 const HEAD_LEN: usize = 64;
+
+/// A file with more non-finite samples (NaN, ±infinity) than this fraction
+/// of all its samples is refused: one percent is a dropout every few
+/// milliseconds, a damaged file rather than a few bad samples.
+pub const MAX_NON_FINITE_FRACTION: f64 = 0.01;
+
+/// What a decoder met on the way, readable while it runs (the decoder itself
+/// usually sits on another thread).
+#[derive(Debug, Default)]
+pub struct DecodeStats {
+    samples: AtomicU64,
+    non_finite: AtomicU64,
+    links: AtomicU64,
+}
+
+impl DecodeStats {
+    /// Samples decoded (frames × channels).
+    pub fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// NaN and infinite samples found (and replaced by 0).
+    pub fn non_finite(&self) -> u64 {
+        self.non_finite.load(Ordering::Relaxed)
+    }
+
+    /// Recordings found one after the other in the file (chained Ogg
+    /// streams, appended WebM files); 1 for an ordinary file.
+    pub fn links(&self) -> u64 {
+        self.links.load(Ordering::Relaxed)
+    }
+}
 
 /// A streaming decoder: one [`Block`] per compressed packet.
 pub struct Decoder {
@@ -98,6 +156,11 @@ pub struct Decoder {
     /// The duration limit being enforced: (most frames, the limit's
     /// description for the error).
     max_frames: Option<(u64, String)>,
+    /// `declared_frames` is a real count, not a placeholder or an estimate.
+    declared_exact: bool,
+    /// The links of a Matroska/WebM file (`None` for other containers).
+    links: Option<Links>,
+    stats: Arc<DecodeStats>,
 }
 
 enum Codec {
@@ -135,38 +198,17 @@ impl Decoder {
     /// `subject` is a human name used in every error (e.g. "caller recording
     /// (call.webm)").
     pub fn open(subject: &str, source: Box<dyn MediaSource>) -> Result<Decoder> {
-        let byte_len = source.byte_len();
-        let head = Arc::new(Mutex::new(Vec::with_capacity(HEAD_LEN)));
-        let recorder = HeadRecorder {
-            inner: source,
-            pos: 0,
-            head: Arc::clone(&head),
+        let (prelude, facts) = Prelude::open(source).map_err(|e| Error::io(subject, "read", e))?;
+        let (links, first) = if links::is_ebml(&facts.head) {
+            let (links, first) = Links::new(Box::new(prelude));
+            (Some(links), Box::new(first) as Box<dyn MediaSource>)
+        } else {
+            (None, Box::new(prelude) as Box<dyn MediaSource>)
         };
-        let mss = MediaSourceStream::new(Box::new(recorder), MediaSourceStreamOptions::default());
-
-        let probed = guard(|| {
-            symphonia::default::get_probe().probe(
-                &Hint::new(),
-                mss,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
-        });
-        let format = match probed {
-            Ok(Ok(format)) => format,
-            Ok(Err(err)) => {
-                let head = head.lock().map(|h| h.clone()).unwrap_or_default();
-                return Err(detect_error(subject, &err, &head, byte_len));
-            }
-            Err(panic) => {
-                return Err(Error::stage(
-                    subject,
-                    Stage::Detect,
-                    format!("the container reader crashed on this input ({panic})"),
-                ))
-            }
-        };
-        Self::from_format(subject, format)
+        let format = probe(subject, first, &facts)?;
+        let mut dec = Self::from_format(subject, format, links)?;
+        dec.declared_exact &= !facts.mp3_without_header;
+        Ok(dec)
     }
 
     /// Opens the file at `path` (see [`Decoder::open`]).
@@ -192,43 +234,22 @@ impl Decoder {
         &self.container_name
     }
 
-    fn from_format(subject: &str, format: Box<dyn FormatReader>) -> Result<Decoder> {
+    fn from_format(
+        subject: &str,
+        format: Box<dyn FormatReader>,
+        links: Option<Links>,
+    ) -> Result<Decoder> {
         let container_name = format.format_info().short_name.to_string();
-        let detect_err = |msg: String| Error::stage(subject, Stage::Detect, msg);
-
-        let params = pick_audio_track(format.as_ref()).map_err(detect_err)?;
-        let (track_id, params) = (params.0, params.1.clone());
+        let (track_id, params) = pick_audio_track(format.as_ref())
+            .map(|(id, p)| (id, p.clone()))
+            .map_err(|msg| Error::stage(subject, Stage::Detect, msg))?;
         let declared_frames = format
             .tracks()
             .iter()
             .find(|t| t.id == track_id)
             .and_then(|t| t.num_frames);
-
-        let (codec, codec_name) = if params.codec == CODEC_ID_OPUS {
-            let head = params.extra_data.as_deref().ok_or_else(|| {
-                detect_err("the Opus track has no OpusHead (codec private data)".into())
-            })?;
-            let big_endian = container_name == "isomp4";
-            let state = OpusState::new(head, big_endian).map_err(detect_err)?;
-            (Codec::Opus(Box::new(state)), "opus".to_string())
-        } else {
-            let opts = AudioDecoderOptions::default().gapless(true);
-            let made =
-                guard(|| symphonia::default::get_codecs().make_audio_decoder(&params, &opts));
-            let decoder = match made {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => {
-                    return Err(detect_err(format!(
-                        "unsupported audio codec {} in {container_name} ({e}); \
-                         export it as Opus, AAC-LC, MP3, Vorbis, FLAC or PCM",
-                        codec_label(params.codec)
-                    )))
-                }
-                Err(p) => return Err(detect_err(format!("the codec crashed on this input ({p})"))),
-            };
-            let name = decoder.codec_info().short_name.to_string();
-            (Codec::Symphonia(decoder), name)
-        };
+        let (codec, codec_name) = make_codec(subject, &container_name, &params)?;
+        let declared_exact = !matches!(container_name.as_str(), "wave" | "aac");
 
         let mut dec = Decoder {
             subject: subject.to_string(),
@@ -245,7 +266,11 @@ impl Decoder {
             declared_frames,
             frames_out: 0,
             max_frames: None,
+            declared_exact,
+            links,
+            stats: Arc::new(DecodeStats::default()),
         };
+        dec.stats.links.store(1, Ordering::Relaxed);
         if let Codec::Opus(state) = &dec.codec {
             dec.rate = 48_000;
             dec.channels = state.channels;
@@ -311,10 +336,7 @@ impl Decoder {
             "the limit is {} ({setting})",
             human_duration(max_duration_s)
         );
-        if let Some(n) = self
-            .declared_frames
-            .filter(|_| self.container_name != "wave")
-        {
+        if let Some(n) = self.declared_frames.filter(|_| self.declared_exact) {
             if n as f64 / rate > max_duration_s {
                 return Err(self.err(
                     Stage::Decode,
@@ -330,6 +352,30 @@ impl Decoder {
             human_duration(max_duration_s)
         );
         self.max_frames = Some(((max_duration_s * rate).ceil() as u64, limit));
+        Ok(())
+    }
+
+    /// What this decoder has met so far (NaN samples, links), as a handle
+    /// that stays readable once the decoder has moved to another thread.
+    pub fn stats(&self) -> Arc<DecodeStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// At the end: refuses a file with more non-finite samples than
+    /// [`MAX_NON_FINITE_FRACTION`] of all.
+    fn check_non_finite(&self) -> Result<()> {
+        let (bad, all) = (self.stats.non_finite(), self.stats.samples());
+        if bad as f64 > MAX_NON_FINITE_FRACTION * all as f64 {
+            return Err(self.err(
+                Stage::Decode,
+                format!(
+                    "{bad} of its {all} samples are not numbers (NaN or infinite), more than {} %: \
+                     the file is damaged; export it again (as 16- or 24-bit PCM if the float \
+                     export is at fault)",
+                    MAX_NON_FINITE_FRACTION * 100.0
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -361,22 +407,26 @@ impl Decoder {
         while !self.finished {
             let packet = match guard(|| self.format.next_packet()) {
                 Ok(Ok(Some(p))) => p,
+                // The end of the link; see the module doc for the EOF error
+                // (Chrome's WebM and truncated uploads).
                 Ok(Ok(None)) => {
+                    if self.next_link()? {
+                        continue;
+                    }
                     self.finished = true;
                     break;
                 }
-                // See the module doc: Chrome's WebM and truncated uploads.
                 Ok(Err(SymError::IoError(e))) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    if self.next_link()? {
+                        continue;
+                    }
                     self.finished = true;
                     break;
                 }
+                // A chained Ogg stream: the reader has started the next link.
                 Ok(Err(SymError::ResetRequired)) => {
-                    self.finished = true;
-                    return Err(self.err(
-                        Stage::Decode,
-                        "the stream changes its track layout part-way (chained Ogg streams \
-                         are not supported)",
-                    ));
+                    self.switch_track()?;
+                    continue;
                 }
                 Ok(Err(e)) => {
                     self.finished = true;
@@ -430,6 +480,46 @@ impl Decoder {
         Ok((self.rate, self.channels))
     }
 
+    /// At the end of a link of a Matroska/WebM file: opens the next one, if
+    /// another EBML header follows; true when decoding goes on.
+    fn next_link(&mut self) -> Result<bool> {
+        let Some(source) = self.links.as_ref().and_then(Links::next) else {
+            return Ok(false);
+        };
+        let n = self.stats.links() + 1;
+        let source: LinkSource = source;
+        self.format = probe(&self.subject, Box::new(source), &Facts::default()).map_err(|e| {
+            let why = match e {
+                Error::Stage { message, .. } => message,
+                other => other.to_string(),
+            };
+            self.err(
+                Stage::Detect,
+                format!(
+                    "recording {n} appended to this file cannot be read ({why}); upload the \
+                     recording again, or only its first part"
+                ),
+            )
+        })?;
+        self.switch_track()?;
+        Ok(true)
+    }
+
+    /// After the format reader moved on to another link: the audio track
+    /// of that link, with a fresh codec (a new Opus pre-skip included).
+    fn switch_track(&mut self) -> Result<()> {
+        let n = self.stats.links() + 1;
+        let (track_id, params) = pick_audio_track(self.format.as_ref())
+            .map(|(id, p)| (id, p.clone()))
+            .map_err(|msg| self.err(Stage::Detect, format!("recording {n} in this file: {msg}")))?;
+        let (codec, _) = make_codec(&self.subject, &self.container_name, &params)?;
+        self.track_id = track_id;
+        self.codec = codec;
+        self.bad_in_row = 0;
+        self.stats.links.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Decodes one packet into `block` (replacing its contents).
     fn decode_packet(&mut self, packet: &Packet, block: &mut Block) -> Result<Decoded> {
         let outcome = match &mut self.codec {
@@ -451,7 +541,10 @@ impl Decoder {
         };
         match outcome {
             Ok(Ok(Decoded::Frames)) => {
-                sanitise(block);
+                let bad = sanitise(block);
+                let samples = (block.frames() * block.channels()) as u64;
+                self.stats.samples.fetch_add(samples, Ordering::Relaxed);
+                self.stats.non_finite.fetch_add(bad, Ordering::Relaxed);
                 Ok(Decoded::Frames)
             }
             Ok(Ok(bad)) => {
@@ -481,6 +574,9 @@ impl Source for Decoder {
 
     fn read(&mut self, block: &mut Block) -> Result<bool> {
         let more = self.read_unbounded(block)?;
+        if !more {
+            self.check_non_finite()?;
+        }
         self.frames_out += block.frames() as u64;
         if let Some((max, limit)) = &self.max_frames {
             if self.frames_out > *max {
@@ -510,14 +606,23 @@ impl Decoder {
         if rate != self.rate || channels != self.channels {
             self.finished = true;
             block.clear();
-            return Err(self.err(
-                Stage::Decode,
+            let links = self.stats.links();
+            let msg = if links > 1 {
+                format!(
+                    "the file holds recordings one after the other, and recording {links} is \
+                     {rate} Hz/{channels} channel(s) where the first is {} Hz/{}; podstitch \
+                     joins them only when they match: export the file again as one recording, \
+                     or upload only the first part",
+                    self.rate, self.channels
+                )
+            } else {
                 format!(
                     "the stream changes from {} Hz/{} channels to {rate} Hz/{channels} \
-                     channels part-way; not supported",
+                     channels part-way; export it again as one recording",
                     self.rate, self.channels
-                ),
-            ));
+                )
+            };
+            return Err(self.err(Stage::Decode, msg));
         }
         Ok(true)
     }
@@ -638,6 +743,64 @@ impl OpusState {
     }
 }
 
+/// Runs symphonia's probe over `source` (what the [`Prelude`] left of the
+/// input); a failure is explained from what the prelude saw.
+fn probe(
+    subject: &str,
+    source: Box<dyn MediaSource>,
+    facts: &Facts,
+) -> Result<Box<dyn FormatReader>> {
+    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+    let probed = guard(|| {
+        symphonia::default::get_probe().probe(
+            &Hint::new(),
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+    });
+    match probed {
+        Ok(Ok(format)) => Ok(format),
+        Ok(Err(err)) => Err(detect_error(subject, &err, facts)),
+        Err(panic) => Err(Error::stage(
+            subject,
+            Stage::Detect,
+            format!("the container reader crashed on this input ({panic})"),
+        )),
+    }
+}
+
+/// The decoder for a track: opus-rs for Opus, symphonia for the rest.
+fn make_codec(
+    subject: &str,
+    container_name: &str,
+    params: &AudioCodecParameters,
+) -> Result<(Codec, String)> {
+    let detect_err = |msg: String| Error::stage(subject, Stage::Detect, msg);
+    if params.codec == CODEC_ID_OPUS {
+        let head = params.extra_data.as_deref().ok_or_else(|| {
+            detect_err("the Opus track has no OpusHead (codec private data)".into())
+        })?;
+        let big_endian = container_name == "isomp4";
+        let state = OpusState::new(head, big_endian).map_err(detect_err)?;
+        return Ok((Codec::Opus(Box::new(state)), "opus".to_string()));
+    }
+    let opts = AudioDecoderOptions::default().gapless(true);
+    let made = guard(|| symphonia::default::get_codecs().make_audio_decoder(params, &opts));
+    match made {
+        Ok(Ok(d)) => {
+            let name = d.codec_info().short_name.to_string();
+            Ok((Codec::Symphonia(d), name))
+        }
+        Ok(Err(e)) => Err(detect_err(format!(
+            "unsupported audio codec {} in {container_name} ({e}); \
+             export it as Opus, AAC-LC, MP3, Vorbis, FLAC or PCM",
+            codec_label(params.codec)
+        ))),
+        Err(p) => Err(detect_err(format!("the codec crashed on this input ({p})"))),
+    }
+}
+
 /// Finds the audio track to decode: the container's default audio track, or
 /// else the first audio track with a known codec.
 fn pick_audio_track(format: &dyn FormatReader) -> Result<(u32, &AudioCodecParameters), String> {
@@ -697,11 +860,23 @@ fn codec_label(id: AudioCodecId) -> String {
         .map_or_else(|| format!("(id {id})"), |(_, n)| (*n).to_string())
 }
 
-/// Explains a failed probe in one line.
-fn detect_error(subject: &str, err: &SymError, head: &[u8], byte_len: Option<u64>) -> Error {
-    let msg = if byte_len == Some(0) || (head.is_empty() && byte_len.is_none()) {
+/// Explains a failed probe in one line, from what the prelude saw.
+fn detect_error(subject: &str, err: &SymError, facts: &Facts) -> Error {
+    let head = facts.head.get(..HEAD_LEN).unwrap_or(&facts.head);
+    let msg = if head.is_empty() && facts.id3_bytes > 0 {
+        format!(
+            "the file holds only an ID3 tag ({} bytes) and no audio after it: the upload was cut \
+             short or the export failed; upload the recording again",
+            facts.id3_bytes
+        )
+    } else if head.is_empty() {
         "the input is empty (0 bytes): the upload failed or never happened; upload the recording again"
             .to_string()
+    } else if let Some((name, fix)) = facts.wav_format.and_then(prelude::wav_codec) {
+        format!(
+            "unsupported audio codec {name} in a WAV (RIFF/WAVE) file (format tag 0x{:04X}); {fix}",
+            facts.wav_format.unwrap_or(0)
+        )
     } else {
         let text = head.iter().position(|b| !b.is_ascii_whitespace());
         match text.and_then(|i| head.get(i)) {
@@ -744,17 +919,20 @@ pub fn human_duration(s: f64) -> String {
     format!("{} {unit}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
-/// Clamps to [-1, 1] and zeroes NaN and infinities.
-fn sanitise(block: &mut Block) {
+/// Clamps to [-1, 1] and zeroes NaN and infinities; how many it zeroed.
+fn sanitise(block: &mut Block) -> u64 {
+    let mut bad = 0;
     for chan in block.channels_mut() {
         for s in chan.iter_mut() {
             *s = if s.is_finite() {
                 s.clamp(-1.0, 1.0)
             } else {
+                bad += 1;
                 0.0
             };
         }
     }
+    bad
 }
 
 /// Runs `f`, turning a panic into an `Err` with the panic message.
@@ -766,45 +944,6 @@ fn guard<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".to_string())
     })
-}
-
-/// A [`MediaSource`] wrapper that remembers the first [`HEAD_LEN`] bytes read,
-/// so that a failed format detection can say what the bytes looked like.
-struct HeadRecorder {
-    inner: Box<dyn MediaSource>,
-    pos: u64,
-    head: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Read for HeadRecorder {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut head) = self.head.lock() {
-            if self.pos == head.len() as u64 && head.len() < HEAD_LEN {
-                let take = (HEAD_LEN - head.len()).min(n);
-                head.extend_from_slice(buf.get(..take).unwrap_or(&[]));
-            }
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for HeadRecorder {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        self.pos = self.inner.seek(to)?;
-        Ok(self.pos)
-    }
-}
-
-impl MediaSource for HeadRecorder {
-    fn is_seekable(&self) -> bool {
-        self.inner.is_seekable()
-    }
-
-    fn byte_len(&self) -> Option<u64> {
-        self.inner.byte_len()
-    }
 }
 
 #[cfg(test)]

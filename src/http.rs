@@ -76,8 +76,45 @@ enum Failure {
     Fatal(String),
 }
 
-fn describe(e: reqwest::Error) -> Failure {
-    let transient = e.is_connect() || e.is_timeout() || e.is_body() || e.is_request();
+/// Why a transfer that ran out of time stopped: the transfer timeout, or the
+/// job's deadline when less than that was left. `limit` is the time the
+/// transfer was given.
+fn timed_out(limit: Duration, settings: &HttpSettings) -> String {
+    if limit < settings.transfer_timeout {
+        format!(
+            "the transfer timed out after {} s, all that was left before the job deadline \
+             (--deadline)",
+            secs(limit)
+        )
+    } else {
+        format!(
+            "the transfer timed out after {} s (the per-transfer limit, --transfer-timeout); \
+             the server sends or accepts the data too slowly: raise --transfer-timeout or \
+             check the storage service",
+            secs(limit)
+        )
+    }
+}
+
+/// Seconds for messages: "300", "1.5".
+fn secs(d: Duration) -> String {
+    let text = format!("{:.1}", d.as_secs_f64());
+    text.strip_suffix(".0").unwrap_or(&text).to_string()
+}
+
+/// Whether `e` (or an error it wraps) is reqwest's time-out.
+fn is_timeout(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_timeout)
+}
+
+fn describe(e: reqwest::Error, limit: Duration, settings: &HttpSettings) -> Failure {
+    if e.is_timeout() {
+        return Failure::Transient(timed_out(limit, settings));
+    }
+    let transient = e.is_connect() || e.is_body() || e.is_request();
     let e = e.without_url();
     // reqwest's message is terse; the causes say what happened (refused,
     // reset, timed out). None of them carries the URL.
@@ -203,12 +240,13 @@ impl Http {
     ) -> Result<u64, HttpError> {
         let cap = self.settings.max_download_bytes;
         self.with_retries(what, url, deadline, || {
+            let limit = self.remaining(deadline);
             let resp = self
                 .client
                 .get(url.clone())
-                .timeout(self.remaining(deadline))
+                .timeout(limit)
                 .send()
-                .map_err(describe)?;
+                .map_err(|e| describe(e, limit, &self.settings))?;
             if !resp.status().is_success() {
                 return Err(status_failure(resp.status()));
             }
@@ -220,7 +258,12 @@ impl Http {
             }
             let file = File::create(dest)
                 .map_err(|e| Failure::Fatal(format!("cannot create {}: {e}", dest.display())))?;
-            copy_capped(resp, file, cap)
+            copy_capped(resp, file, cap).map_err(|f| match f {
+                Failure::Transient(m) if m == TIMED_OUT => {
+                    Failure::Transient(timed_out(limit, &self.settings))
+                }
+                other => other,
+            })
         })
     }
 
@@ -240,15 +283,16 @@ impl Http {
                 .metadata()
                 .map_err(|e| Failure::Fatal(format!("cannot read {}: {e}", src.display())))?
                 .len();
+            let limit = self.remaining(deadline);
             let resp = self
                 .client
                 .put(url.clone())
-                .timeout(self.remaining(deadline))
+                .timeout(limit)
                 .header(reqwest::header::CONTENT_TYPE, "audio/mpeg")
                 .header(reqwest::header::CONTENT_LENGTH, len)
                 .body(file)
                 .send()
-                .map_err(describe)?;
+                .map_err(|e| describe(e, limit, &self.settings))?;
             if !resp.status().is_success() {
                 return Err(status_failure(resp.status()));
             }
@@ -256,6 +300,10 @@ impl Http {
         })
     }
 }
+
+/// What [`copy_capped`] says when the body stopped at the time-out (the
+/// caller knows which limit it was).
+const TIMED_OUT: &str = "timed out";
 
 /// Copies a response body into a file, failing once more than `cap` bytes arrive.
 fn copy_capped(mut resp: Response, mut file: File, cap: u64) -> Result<u64, Failure> {
@@ -266,6 +314,7 @@ fn copy_capped(mut resp: Response, mut file: File, cap: u64) -> Result<u64, Fail
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => return Err(Failure::Transient(TIMED_OUT.into())),
             Err(e) => {
                 return Err(Failure::Transient(format!(
                     "reading the body failed: {}",
@@ -293,7 +342,6 @@ fn io_msg(e: &io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
     {
-        Some(_) if e.kind() == io::ErrorKind::TimedOut => "timed out".to_string(),
         Some(_) => "connection error".to_string(),
         None => e.to_string(),
     }

@@ -7,6 +7,7 @@
 //! the binary can map it to its exit status.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -222,11 +223,15 @@ fn join<T>(h: thread::ScopedJoinHandle<'_, Result<T, JobError>>) -> Result<T, Jo
 /// Runs the job in the (private, empty) directory `work`, which the caller
 /// removes afterwards. Returns the JSON object to print: the stitch report
 /// with each size equal to the bytes uploaded, and the time of each stage.
+///
+/// `uploading` is set once the first upload begins, so that whoever stops
+/// the job at its deadline can say whether anything was sent.
 pub fn run(
     cfg: &JobConfig,
     work: &Path,
     started: Instant,
     obs: &dyn Observer,
+    uploading: &AtomicBool,
 ) -> Result<serde_json::Value, JobError> {
     let deadline = started + cfg.deadline;
     let http = Http::new(cfg.http.clone()).map_err(|e| fail(FailureKind::Internal, e.0))?;
@@ -289,6 +294,7 @@ pub fn run(
     }
 
     obs.log("Uploading stitched audio outputs");
+    uploading.store(true, Ordering::SeqCst);
     let t = Instant::now();
     let names = [
         "episode upload",

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -20,11 +21,22 @@ use crate::cli::JobArgs;
 /// signal handler), so exactly one of them reports and sets the exit status.
 static ENDING: Mutex<()> = Mutex::new(());
 
-fn deadline_message(deadline: std::time::Duration) -> String {
-    format!(
-        "the job deadline of {} s passed; stopped before uploading to URLs that may have expired",
-        deadline.as_secs_f64()
-    )
+/// What reaching the deadline means, which depends on whether the uploads
+/// had begun.
+fn deadline_message(deadline: std::time::Duration, uploading: &AtomicBool) -> String {
+    if uploading.load(Ordering::SeqCst) {
+        format!(
+            "the job deadline of {} s passed during the upload; the uploads were stopped, so \
+             the outputs at the presigned URLs may be missing or incomplete: run the job again \
+             (raise --deadline if the transfers are slow)",
+            deadline.as_secs_f64()
+        )
+    } else {
+        format!(
+            "the job deadline of {} s passed; stopped before uploading to URLs that may have expired",
+            deadline.as_secs_f64()
+        )
+    }
 }
 
 fn exit_with(kind: FailureKind, message: &str) -> ExitCode {
@@ -70,17 +82,19 @@ pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
     // The deadline: stop rather than upload to presigned URLs that expired.
     let (done, watch) = mpsc::channel::<()>();
     let watch_path: PathBuf = path.clone();
+    let uploading = Arc::new(AtomicBool::new(false));
+    let watch_uploading = Arc::clone(&uploading);
     thread::spawn(move || {
         let left = deadline.saturating_sub(started.elapsed());
         if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(left) {
             let _guard = ENDING.lock();
             let _ = std::fs::remove_dir_all(&watch_path);
-            eprintln!("{}", deadline_message(deadline));
+            eprintln!("{}", deadline_message(deadline, &watch_uploading));
             std::process::exit(i32::from(FailureKind::Deadline.exit_code()));
         }
     });
 
-    let result = job::run(&cfg, &path, started, obs);
+    let result = job::run(&cfg, &path, started, obs, &uploading);
     let _guard = ENDING.lock();
     let _ = done.send(());
     drop(tmp);
@@ -90,9 +104,10 @@ pub fn run(args: &JobArgs, obs: &dyn Observer) -> ExitCode {
             ExitCode::SUCCESS
         }
         // A transfer cut short by the deadline is the deadline's failure.
-        Err(_) if started.elapsed() >= deadline => {
-            exit_with(FailureKind::Deadline, &deadline_message(deadline))
-        }
+        Err(_) if started.elapsed() >= deadline => exit_with(
+            FailureKind::Deadline,
+            &deadline_message(deadline, &uploading),
+        ),
         Err(e) => exit_with(e.kind, &e.message),
     }
 }

@@ -81,14 +81,17 @@ fn analyse(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Re
     thread::scope(|s| {
         // Decode and downmix on one thread (decoding is the larger half),
         // resample, trim, measure and spool on this one.
-        let (front, (format, in_rate, in_ch)) = read_ahead(s, subject, 8, || {
+        let (front, (format, in_rate, in_ch, stats)) = read_ahead(s, subject, 8, || {
             let dec = input.open_within(subject, &settings.limits, false)?;
             let format = format!("{}/{}", dec.container_name(), dec.codec_name());
-            let (in_rate, in_ch) = (dec.sample_rate(), dec.channels());
-            Ok((Mono::new(dec), (format, in_rate, in_ch)))
+            let (in_rate, in_ch, stats) = (dec.sample_rate(), dec.channels(), dec.stats());
+            Ok((Mono::new(dec), (format, in_rate, in_ch, stats)))
         })?;
         let front = Resample::new(front, rate, subject)?;
-        measure_and_spool(subject, front, settings, spool, format, in_rate, in_ch)
+        let mut p = measure_and_spool(subject, front, settings, spool, format, in_rate, in_ch)?;
+        p.report.non_finite_samples = stats.non_finite();
+        p.report.input_parts = stats.links();
+        Ok(p)
     })
 }
 
@@ -163,6 +166,8 @@ fn measure_and_spool(
         leveller,
         gain_db: plan.gain_db,
         calibration_passes: 0,
+        non_finite_samples: 0,
+        input_parts: 1,
     };
     Ok(Prepared {
         subject: subject.to_string(),
@@ -900,6 +905,19 @@ pub fn stitch<S: Sink>(
             r.input_lra_lu,
             if r.leveller { " (leveller on)" } else { "" }
         ));
+        if r.input_parts > 1 {
+            obs.log(&format!(
+                "{}: the file holds {} recordings one after the other; decoded in order as one",
+                p.subject, r.input_parts
+            ));
+        }
+        if r.non_finite_samples > 0 {
+            obs.log(&format!(
+                "warning: {}: {} sample(s) were NaN or infinite and were replaced by silence \
+                 (short dropouts); export the recording again to avoid them",
+                p.subject, r.non_finite_samples
+            ));
+        }
     }
 
     let plan = layout(&caller, &response, &bumpers, settings, obs);

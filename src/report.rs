@@ -57,6 +57,14 @@ pub struct RecordingReport {
     /// Passes through the limiter that calibration took (0 when no limiting
     /// was needed; usually 1).
     pub calibration_passes: u32,
+    /// Samples of the input that were NaN or infinite (replaced by 0; a
+    /// file with more than `decode::MAX_NON_FINITE_FRACTION` of them is
+    /// refused).
+    pub non_finite_samples: u64,
+    /// Recordings found one after the other in the file (chained Ogg
+    /// streams, appended WebM files) and decoded in order as one; 1 for an
+    /// ordinary file.
+    pub input_parts: u64,
 }
 
 /// How one bumper was levelled.

@@ -25,6 +25,31 @@ enum Reply {
     Stall(Duration),
     /// 302 to this location.
     Redirect(String),
+    /// 200 with this body (its full Content-Length announced), sent one
+    /// byte per interval.
+    Trickle(Vec<u8>, Duration),
+}
+
+/// A body that yields one byte per interval.
+struct Slow {
+    data: Vec<u8>,
+    at: usize,
+    every: Duration,
+}
+
+impl std::io::Read for Slow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(&b) = self.data.get(self.at) else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        thread::sleep(self.every);
+        buf[0] = b;
+        self.at += 1;
+        Ok(1)
+    }
 }
 
 /// One request the server saw.
@@ -91,6 +116,17 @@ impl TestServer {
                     Reply::Stall(d) => {
                         thread::sleep(d);
                         drop(req);
+                    }
+                    Reply::Trickle(data, every) => {
+                        let len = data.len();
+                        let body = Slow { data, at: 0, every };
+                        let _ = req.respond(tiny_http::Response::new(
+                            tiny_http::StatusCode(200),
+                            Vec::new(),
+                            body,
+                            Some(len),
+                            None,
+                        ));
                     }
                     Reply::Redirect(to) => {
                         let location =
@@ -406,6 +442,72 @@ fn a_stalled_download_fails_after_the_timeout() {
     assert!(err.contains("after 2 attempts"), "{err}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
+}
+
+/// Issue 11, item 7: a body that trickles in slower than the transfer
+/// timeout allows is reported as a time-out, with how long and which
+/// setting controls it (it was "reading the body failed: connection error").
+#[test]
+fn a_trickling_download_says_it_timed_out_and_which_setting_to_raise() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if p == "/call.mp3" {
+            Reply::Trickle(vec![0u8; 10_000], Duration::from_millis(50))
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let o = run_job(
+        &contract_env(&s),
+        &[
+            "--transfer-timeout",
+            "1",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "0.1",
+        ],
+        &tmp,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("caller recording download"), "{err}");
+    assert!(
+        err.contains("timed out after 1 s") && err.contains("--transfer-timeout"),
+        "{err}"
+    );
+    assert!(!err.contains("connection error"), "{err}");
+    assert!(err.contains("after 2 attempts"), "{err}");
+    assert!(s.puts().is_empty());
+    assert_clean(&o, &tmp);
+}
+
+/// Issue 11, item 7: a deadline reached while uploading says so (it said
+/// "stopped before uploading"); the exit status stays 6.
+#[test]
+fn a_deadline_during_the_upload_does_not_claim_nothing_was_sent() {
+    let base = happy_route();
+    let s = TestServer::start(Arc::new(move |m, p, n| {
+        if m == "PUT" {
+            Reply::Stall(Duration::from_secs(60))
+        } else {
+            base(m, p, n)
+        }
+    }));
+    let tmp = scratch();
+    let t = Instant::now();
+    let o = run_job(&contract_env(&s), &["--deadline", "20"], &tmp);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("Uploading stitched audio outputs"), "{err}");
+    assert!(
+        err.contains("deadline of 20 s passed during the upload"),
+        "{err}"
+    );
+    assert!(!err.contains("before uploading"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(40));
     assert_clean(&o, &tmp);
 }
 

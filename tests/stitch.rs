@@ -90,6 +90,27 @@ fn wav_8k_and_float_wav() {
     check_pair("speech-8k.wav", "speech-f32.wav");
 }
 
+/// Real MediaRecorder output (fixtures/browser/): Chrome's `timeslice`
+/// WebM (every cluster of unknown size, no Cues, no duration) and Firefox's
+/// Ogg/Opus.
+#[test]
+fn browser_chrome_timeslice_webm_and_firefox_ogg() {
+    check_pair(
+        "browser/chrome-timeslice-40s.webm",
+        "browser/firefox-default-40s.ogg",
+    );
+}
+
+/// Chrome's `audio/mp4` (Opus in fragmented MP4, a track duration that
+/// reads 0.91 s for 43.8 s of audio) and Firefox's WebM (Duration 0).
+#[test]
+fn browser_chrome_mp4_opus_and_firefox_webm() {
+    check_pair(
+        "browser/chrome-mp4-40s.mp4",
+        "browser/firefox-webm-40s.webm",
+    );
+}
+
 #[test]
 fn pauses_are_shortened_and_reported() {
     let mut out = Outputs::in_memory();

@@ -39,7 +39,7 @@
 //! spliced bytes to its sink as soon as no later join can change them (it
 //! holds back some 30 frames).
 
-mod frames;
+pub(crate) mod frames;
 mod pool;
 
 pub use pool::EncodePool;
