@@ -288,6 +288,12 @@ struct Level {
     blocks_gain_db: f64,
 }
 
+/// Passes through the limiter to find a bumper's gain, at most.
+const MAX_BUMPER_PASSES: u32 = 5;
+/// Largest gain added to make up for what the limiter takes from a
+/// bumper, dB: more would turn a very peaky bumper into a squashed one.
+const MAX_LIMITER_MAKEUP_DB: f64 = 10.0;
+
 /// The gain that puts `b` at the target plus the offset (see
 /// [`crate::balance`]): with peaks raised over the ceiling, the gained
 /// bumper is limited as the episode will limit it and measured, and the
@@ -296,6 +302,7 @@ fn level_bumper(
     b: &Bumper,
     settings: &Settings,
     ceiling: f64,
+    trim: f64,
     obs: &dyn Observer,
 ) -> Result<Level> {
     let keep = Level {
@@ -314,7 +321,7 @@ fn level_bumper(
         ));
         return Ok(keep);
     }
-    let want = settings.loudness.integrated_lufs + offset;
+    let want = settings.loudness.integrated_lufs + offset + trim;
     let mut gain = want - m.integrated_lufs;
     if m.true_peak_dbtp + gain <= ceiling - 0.1 {
         return Ok(Level {
@@ -324,9 +331,10 @@ fn level_bumper(
         });
     }
     let rate = settings.sample_rate;
-    let mut blocks;
+    let plain = gain;
+    let mut last: Option<(f64, f64)> = None;
     let mut pass = 1;
-    loop {
+    let blocks = loop {
         let plan = GainPlan {
             gain_db: gain,
             curve: None,
@@ -339,14 +347,35 @@ fn level_bumper(
             meter.add_block(&block)?;
         }
         let loud = meter.measurement()?.integrated_lufs;
-        blocks = meter.take_block_energies();
         let short = want - loud;
-        if short < 0.02 || pass == 3 {
-            break;
+        if short.abs() < 0.02 || pass == MAX_BUMPER_PASSES {
+            if short >= 0.02 {
+                obs.log(&format!(
+                    "{}: the limiter keeps it {short:.2} LU under its level ({gain:+.2} dB of gain); its peaks are far above its loudness",
+                    b.subject
+                ));
+            }
+            break meter.take_block_energies();
         }
-        gain += short;
+        // Secant step: the limiter gives back less than the gain added.
+        let slope = match last {
+            Some((g0, l0)) if (gain - g0).abs() > 1e-6 => {
+                ((loud - l0) / (gain - g0)).clamp(0.1, 1.0)
+            }
+            _ => 1.0,
+        };
+        last = Some((gain, loud));
+        let next = (gain + short / slope).min(plain + MAX_LIMITER_MAKEUP_DB);
+        if (next - gain).abs() < 1e-3 {
+            obs.log(&format!(
+                "{}: gain capped at {next:+.2} dB ({MAX_LIMITER_MAKEUP_DB} dB over the plain gain); the limiter keeps it {short:.2} LU under its level",
+                b.subject
+            ));
+            break meter.take_block_energies();
+        }
+        gain = next;
         pass += 1;
-    }
+    };
     Ok(Level {
         gain_db: gain,
         blocks,
@@ -672,6 +701,39 @@ fn encode_episode(
     Ok((bytes, done))
 }
 
+/// The five parts for the loudness model: the voices as rendered, the
+/// bumpers' `blocks` at `gains`.
+fn episode_parts<'a>(
+    bumpers: &[Bumper; 3],
+    caller: &'a Prepared,
+    response: &'a Prepared,
+    f: &[u64],
+    blocks: [&'a [f64]; 3],
+    gains: [f64; 3],
+) -> [PartEnergy<'a>; 5] {
+    let voice = |p: &'a Prepared| PartEnergy {
+        blocks: p.limited_blocks.as_deref().unwrap_or(&p.blocks),
+        gain_db: p.render.1.gain_db,
+        len: p.frames,
+        ramp_in: 0,
+        ramp_out: 0,
+    };
+    let bumper = |k: usize, ramp_in: u64, ramp_out: u64| PartEnergy {
+        blocks: blocks[k],
+        gain_db: gains[k],
+        len: bumpers[k].frames,
+        ramp_in,
+        ramp_out,
+    };
+    [
+        bumper(0, 0, f[0]),
+        voice(caller),
+        bumper(1, f[1], f[2]),
+        voice(response),
+        bumper(2, f[3], 0),
+    ]
+}
+
 /// The three bumpers' gains in the episode at `ceiling` (see
 /// [`crate::balance`]), the trim included in them, and the episode's
 /// predicted loudness.
@@ -685,44 +747,72 @@ fn bumper_gains(
     ceiling: f64,
     obs: &dyn Observer,
 ) -> Result<([f64; 3], f64, f64)> {
-    let levels = [
-        level_bumper(&bumpers[0], settings, ceiling, obs)?,
-        level_bumper(&bumpers[1], settings, ceiling, obs)?,
-        level_bumper(&bumpers[2], settings, ceiling, obs)?,
-    ];
-    fn voice(p: &Prepared) -> PartEnergy<'_> {
-        PartEnergy {
-            blocks: p.limited_blocks.as_deref().unwrap_or(&p.blocks),
-            gain_db: p.render.1.gain_db,
-            len: p.frames,
-            ramp_in: 0,
-            ramp_out: 0,
+    // First the trim, with each bumper assumed exactly at its level (the
+    // limiter's loss is made up below), then each bumper levelled at its
+    // level plus the trim, through the limiter where its peaks need it.
+    let plain = |b: &Bumper| match settings.bumper_loudness {
+        BumperLoudness::Offset(o) if b.measurement.integrated_lufs > -69.9 => {
+            settings.loudness.integrated_lufs + o - b.measurement.integrated_lufs
         }
-    }
-    let f = &plan.fades;
-    let bumper = |k: usize, ramp_in: u64, ramp_out: u64| PartEnergy {
-        blocks: &levels[k].blocks,
-        gain_db: levels[k].blocks_gain_db,
-        len: bumpers[k].frames,
-        ramp_in,
-        ramp_out,
+        _ => 0.0,
     };
-    let parts = [
-        bumper(0, 0, f[0]),
-        voice(caller),
-        bumper(1, f[1], f[2]),
-        voice(response),
-        bumper(2, f[3], 0),
-    ];
+    let plain = [plain(&bumpers[0]), plain(&bumpers[1]), plain(&bumpers[2])];
     let hop = (HOP_SECONDS * f64::from(settings.sample_rate)).round() as u64;
     let target = settings.loudness.integrated_lufs;
     let is_bumper = [true, false, true, false, true];
-    let (trim, predicted) = if settings.bumper_loudness == BumperLoudness::Offset(0.0) {
-        bumper_trim(&parts, &is_bumper, &plan.offsets, plan.total, hop, target)
+    let as_mastered = [
+        bumpers[0].blocks.as_slice(),
+        &bumpers[1].blocks,
+        &bumpers[2].blocks,
+    ];
+    let trim = if settings.bumper_loudness == BumperLoudness::Offset(0.0) {
+        let p = episode_parts(bumpers, caller, response, &plan.fades, as_mastered, plain);
+        bumper_trim(&p, &is_bumper, &plan.offsets, plan.total, hop, target).0
     } else {
-        (0.0, predict_episode(&parts, &plan.offsets, plan.total, hop))
+        0.0
     };
-    let gains = [0, 1, 2].map(|k| levels[k].gain_db + trim);
+    // Limiting changes a bumper's block energies, not only their sum: when a
+    // bumper was limited, the trim is solved again on the limited blocks
+    // (at most twice more).
+    let mut trim = trim;
+    let mut round = 1;
+    let (levels, predicted) = loop {
+        let levels = [
+            level_bumper(&bumpers[0], settings, ceiling, trim, obs)?,
+            level_bumper(&bumpers[1], settings, ceiling, trim, obs)?,
+            level_bumper(&bumpers[2], settings, ceiling, trim, obs)?,
+        ];
+        let (predicted, more) = {
+            let blocks = [
+                levels[0].blocks.as_slice(),
+                &levels[1].blocks,
+                &levels[2].blocks,
+            ];
+            let gains = [0, 1, 2].map(|k| levels[k].blocks_gain_db);
+            let p = episode_parts(bumpers, caller, response, &plan.fades, blocks, gains);
+            let predicted = predict_episode(&p, &plan.offsets, plan.total, hop);
+            let done = settings.bumper_loudness != BumperLoudness::Offset(0.0)
+                || (predicted - target).abs() < 0.03
+                || round == 3;
+            let more = if done {
+                None
+            } else {
+                Some(bumper_trim(&p, &is_bumper, &plan.offsets, plan.total, hop, target).0)
+            };
+            (predicted, more)
+        };
+        let Some(more) = more else {
+            break (levels, predicted);
+        };
+        let bound = crate::balance::MAX_TRIM_DB;
+        let next = (trim + more).clamp(-bound, bound);
+        if (next - trim).abs() < 1e-3 {
+            break (levels, predicted);
+        }
+        trim = next;
+        round += 1;
+    };
+    let gains = [0, 1, 2].map(|k| levels[k].gain_db);
     for (b, g) in bumpers.iter().zip(gains) {
         obs.log(&format!(
             "{}: {:.1} LUFS, {:.1} dBTP as mastered; gain {:+.2} dB",
