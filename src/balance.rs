@@ -205,7 +205,7 @@ mod tests {
         let rate = 44_000usize;
         let (la, lb, fade) = (6 * rate + 1234, 5 * rate + 77, rate);
         let a = noise(la, 0.3, 1);
-        let b = noise(lb, 0.1, 2);
+        let b = noise(lb, 0.25, 2);
         let mut mix = a.clone();
         mix.truncate(la - fade);
         for i in 0..fade {
@@ -248,10 +248,10 @@ mod tests {
             &offsets,
             total,
             4400,
-            measured - 0.5,
+            measured - 0.2,
         );
         assert!(
-            trim < 0.0 && (at - (measured - 0.5)).abs() < 0.01,
+            trim < 0.0 && (at - (measured - 0.2)).abs() < 0.01,
             "{trim} {at}"
         );
         let (trim, _) = bumper_trim(

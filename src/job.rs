@@ -341,3 +341,60 @@ pub fn run(
     }
     Ok(json)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn tag_variables_fill_what_flags_left_and_absent_means_none() {
+        let mut s = Settings::default();
+        s.tags.title = Some("from the flag".into());
+        let env = env_of(&[
+            ("PODSTITCH_TITLE", "from the environment"),
+            ("PODSTITCH_ARTIST", "Kent"),
+            ("PODSTITCH_YEAR", "2026"),
+            ("PODSTITCH_COMMENT", ""),
+        ]);
+        tags_from_env(&mut s, &env).unwrap();
+        assert_eq!(s.tags.title.as_deref(), Some("from the flag"));
+        assert_eq!(s.tags.artist.as_deref(), Some("Kent"));
+        assert_eq!(s.tags.year, Some(2026));
+        assert_eq!(s.tags.album, None);
+        assert_eq!(s.tags.comment, None, "empty is none");
+        assert_eq!(s.tags.cover, None);
+    }
+
+    #[test]
+    fn a_bad_year_or_cover_in_the_environment_is_a_configuration_error() {
+        let mut s = Settings::default();
+        let err = tags_from_env(&mut s, &env_of(&[("PODSTITCH_YEAR", "next year")])).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Config);
+        assert!(
+            err.message
+                .starts_with("PODSTITCH_YEAR: \"next year\" is not a four-digit year"),
+            "{}",
+            err.message
+        );
+        let mut s = Settings::default();
+        let err = tags_from_env(
+            &mut s,
+            &env_of(&[("PODSTITCH_COVER", "/nonexistent/cover.jpg")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, FailureKind::Config);
+        assert!(
+            err.message.contains("cover image (/nonexistent/cover.jpg)"),
+            "{}",
+            err.message
+        );
+    }
+}
