@@ -1,6 +1,7 @@
 //! The pipeline, top to bottom.
 //!
-//! 1. Bumpers: decoded whole (they are short) and converted to the common rate.
+//! 1. Bumpers: decoded once (they are short), converted to the common rate,
+//!    measured and spooled; gained to the target (see `balance.rs`).
 //! 2. First pass, both recordings in parallel: decode → mono → resample →
 //!    trim silence, spooled to disk while the loudness meter measures it.
 //! 3. Gain plan: one linear gain, or the leveller's curve when the loudness
@@ -9,6 +10,8 @@
 //! 4. Second pass, three jobs in parallel: each segment is spool → gain →
 //!    limiter → mono MP3; the episode is bumpers and the two processed
 //!    recordings → crossfade mixer → stereo limiter → stereo MP3.
+//!    The episode's ID3 tag carries a chapter per part, each boundary in
+//!    the middle of its crossfade.
 //! 5. Verification: each finished MP3 is decoded and measured; if a true peak
 //!    is over the ceiling, step 3–4 run again with more headroom.
 
@@ -295,7 +298,7 @@ const MAX_BUMPER_PASSES: u32 = 5;
 const MAX_LIMITER_MAKEUP_DB: f64 = 10.0;
 
 /// The gain that puts `b` at the target plus the offset (see
-/// [`crate::balance`]): with peaks raised over the ceiling, the gained
+/// `balance.rs`): with peaks raised over the ceiling, the gained
 /// bumper is limited as the episode will limit it and measured, and the
 /// gain raised by what the limiter took (at most three passes).
 fn level_bumper(
@@ -735,7 +738,7 @@ fn episode_parts<'a>(
 }
 
 /// The three bumpers' gains in the episode at `ceiling` (see
-/// [`crate::balance`]), the trim included in them, and the episode's
+/// `balance.rs`), the trim included in them, and the episode's
 /// predicted loudness.
 #[allow(clippy::too_many_arguments)]
 fn bumper_gains(

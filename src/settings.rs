@@ -58,7 +58,7 @@ pub enum BumperLoudness {
     /// Each measured and gained to the target loudness plus this many LU
     /// (default 0: as loud as the voices). With 0 the three bumpers are
     /// also trimmed together, by at most 1 dB, so that the whole episode
-    /// lands on the target (see [`crate::balance`]).
+    /// lands on the target (see `balance.rs`).
     Offset(f64),
 }
 
