@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use podstitch::http::HttpSettings;
 use podstitch::job::Overrides;
 use podstitch::loudness::LoudnessSettings;
-use podstitch::settings::Mp3Options;
+use podstitch::settings::{BumperLoudness, Mp3Options, Tags};
 use podstitch::silence::SilenceSettings;
 use podstitch::{Limits, Settings};
 
@@ -283,6 +283,73 @@ pub struct SettingsArgs {
     /// `stitch --waveform DIR`, or in the job with EPISODE_WAVEFORM_UPLOAD_URL).
     #[arg(long, value_name = "N", default_value_t = podstitch::waveform::DEFAULT_PIXELS_PER_SECOND)]
     pub waveform_pps: u32,
+    /// Bumpers' loudness relative to the target, LU, or `keep` to play them as mastered.
+    #[arg(long, value_name = "LU|keep", default_value = "0", value_parser = parse_bumper_loudness, allow_hyphen_values = true)]
+    pub bumper_loudness: BumperLoudness,
+    /// A chapter's title, as PART=TITLE with PART one of intro, question,
+    /// interlude, answer, outro (repeat for several) [defaults: Intro,
+    /// Question, Interlude, Answer, Outro].
+    #[arg(long, value_name = "PART=TITLE", value_parser = parse_chapter_title)]
+    pub chapter_title: Vec<(usize, String)>,
+    /// Episode title (ID3 TIT2; the segments get it with their chapter's title) [env in job: PODSTITCH_TITLE].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Artist (ID3 TPE1) [env in job: PODSTITCH_ARTIST].
+    #[arg(long)]
+    pub artist: Option<String>,
+    /// Album, e.g. the show's name (ID3 TALB) [env in job: PODSTITCH_ALBUM].
+    #[arg(long)]
+    pub album: Option<String>,
+    /// Year, four digits (ID3 TDRC) [env in job: PODSTITCH_YEAR].
+    #[arg(long, value_parser = parse_year)]
+    pub year: Option<u16>,
+    /// Comment on the episode (ID3 COMM) [env in job: PODSTITCH_COMMENT].
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Cover image of the episode, a JPEG or PNG file of at most 10 MiB (ID3 APIC) [env in job: PODSTITCH_COVER].
+    #[arg(long, value_name = "FILE")]
+    pub cover: Option<PathBuf>,
+}
+
+/// `keep` or an offset in LU.
+fn parse_bumper_loudness(v: &str) -> Result<BumperLoudness, String> {
+    if v.eq_ignore_ascii_case("keep") {
+        return Ok(BumperLoudness::Keep);
+    }
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .map(BumperLoudness::Offset)
+        .ok_or_else(|| format!("{v:?} is neither `keep` nor a number of LU such as 0 or -2"))
+}
+
+/// The chapter parts a `--chapter-title` may name, in episode order.
+const CHAPTER_PARTS: [&str; 5] = ["intro", "question", "interlude", "answer", "outro"];
+
+/// `PART=TITLE`.
+fn parse_chapter_title(v: &str) -> Result<(usize, String), String> {
+    let (part, title) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{v:?} is not PART=TITLE (e.g. intro=Welcome)"))?;
+    let k = CHAPTER_PARTS
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case(part.trim()))
+        .ok_or_else(|| {
+            format!(
+                "{part:?} is not a part; use one of {}",
+                CHAPTER_PARTS.join(", ")
+            )
+        })?;
+    Ok((k, title.to_string()))
+}
+
+/// A four-digit year.
+pub fn parse_year(v: &str) -> Result<u16, String> {
+    v.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|y| (1000..=9999).contains(y))
+        .ok_or_else(|| format!("{v:?} is not a four-digit year such as 2026"))
 }
 
 impl SettingsArgs {
@@ -328,6 +395,22 @@ impl SettingsArgs {
                 max_channels: self.max_channels,
                 min_sample_rate: self.min_sample_rate,
                 max_sample_rate: self.max_sample_rate,
+            },
+            bumper_loudness: self.bumper_loudness,
+            chapter_titles: {
+                let mut t = Settings::default().chapter_titles;
+                for (k, title) in &self.chapter_title {
+                    t[*k] = title.clone();
+                }
+                t
+            },
+            tags: Tags {
+                title: self.title.clone(),
+                artist: self.artist.clone(),
+                album: self.album.clone(),
+                year: self.year,
+                comment: self.comment.clone(),
+                cover: self.cover.clone(),
             },
         }
     }
@@ -401,5 +484,69 @@ mod tests {
         // An explicit threshold is used as is: no adaptation to the floor.
         assert_eq!((s.silence.threshold_db, s.silence.adaptive), (-40.0, false));
         assert_eq!(s.highpass_hz, 0.0);
+    }
+
+    #[test]
+    fn listener_flags_reach_settings() {
+        let cli = Cli::parse_from([
+            "podstitch",
+            "stitch",
+            "--call",
+            "a",
+            "--response",
+            "b",
+            "--bumper-loudness",
+            "-2.5",
+            "--chapter-title",
+            "answer=The answer",
+            "--title",
+            "Episode 1",
+            "--year",
+            "2026",
+            "--cover",
+            "c.png",
+        ]);
+        let Command::Stitch(args) = cli.command else {
+            panic!("not stitch")
+        };
+        let s = args.settings.to_settings();
+        assert_eq!(s.bumper_loudness, BumperLoudness::Offset(-2.5));
+        assert_eq!(s.chapter_titles[3], "The answer");
+        assert_eq!(s.chapter_titles[0], "Intro");
+        assert_eq!(s.tags.title.as_deref(), Some("Episode 1"));
+        assert_eq!(s.tags.year, Some(2026));
+        assert_eq!(s.tags.cover, Some(PathBuf::from("c.png")));
+        let keep = Cli::try_parse_from([
+            "podstitch",
+            "stitch",
+            "--call",
+            "a",
+            "--response",
+            "b",
+            "--bumper-loudness",
+            "keep",
+        ])
+        .unwrap();
+        let Command::Stitch(args) = keep.command else {
+            panic!("not stitch")
+        };
+        assert_eq!(
+            args.settings.to_settings().bumper_loudness,
+            BumperLoudness::Keep
+        );
+        for bad in [
+            ["--year", "26"],
+            ["--bumper-loudness", "loud"],
+            ["--chapter-title", "middle=x"],
+        ] {
+            let err = Cli::try_parse_from(
+                ["podstitch", "stitch", "--call", "a", "--response", "b"]
+                    .into_iter()
+                    .chain(bad),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(bad[1]), "{err}");
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! MP3 and writes the bytes to its sink as they come, so memory does not grow
 //! with the length of the programme. Every file it writes is laid out as:
 //!
-//! 1. a small ID3v2.4 tag with one `TSSE` (encoder) frame naming podstitch
-//!    and the LAME version. We write this tag ourselves: the `Id3Tag` of
+//! 1. an ID3v2.4 tag ([`crate::id3`]) whose first frame is a `TSSE`
+//!    (encoder) naming podstitch and the LAME version, followed by whatever
+//!    the caller adds (title, cover, chapters: [`Mp3Writer::with_tag`]). We write this tag ourselves: the `Id3Tag` of
 //!    `mp3lame-encoder` has no encoder field, and LAME's own tag would name
 //!    only LAME. LAME itself is configured to write no ID3 tag at all.
 //! 2. the Info (Xing) frame with the LAME extension (encoder delay and
@@ -29,6 +30,7 @@ use mp3lame_encoder::{
 };
 
 use crate::error::{Error, Result, Stage};
+use crate::id3::{Tag, MAX_TAG_BYTES};
 
 /// Frames handed to LAME per call; bounds the scratch buffers.
 pub(crate) const CHUNK: usize = 4096;
@@ -103,9 +105,15 @@ impl<W: Write + Seek> Mp3Writer<W> {
     /// sets up LAME and writes the ID3v2 tag.
     ///
     /// `subject` names the output in errors (e.g. "episode (episode.mp3)").
-    pub fn new(subject: &str, mut sink: W, settings: &Mp3Settings) -> Result<Self> {
+    pub fn new(subject: &str, sink: W, settings: &Mp3Settings) -> Result<Self> {
+        Self::with_tag(subject, sink, settings, &Tag::new())
+    }
+
+    /// As [`Mp3Writer::new`], with the frames of `tag` in the ID3v2 tag
+    /// after the encoder's.
+    pub fn with_tag(subject: &str, mut sink: W, settings: &Mp3Settings, tag: &Tag) -> Result<Self> {
         let encoder = new_encoder(subject, settings)?;
-        let (start, frame_offset) = begin_stream(subject, &mut sink)?;
+        let (start, frame_offset) = begin_stream(subject, &mut sink, tag)?;
 
         Ok(Mp3Writer {
             subject: subject.to_owned(),
@@ -432,43 +440,33 @@ fn bad_bitrate(subject: &str, s: &Mp3Settings, mpeg1: bool) -> Error {
     ))
 }
 
-/// Starts an MP3 at the sink's current position by writing the ID3v2 tag;
-/// returns that position and the tag's length (where the first frame goes).
-pub(crate) fn begin_stream<W: Write + Seek>(subject: &str, sink: &mut W) -> Result<(u64, u64)> {
+/// Starts an MP3 at the sink's current position by writing the ID3v2 tag
+/// (the encoder's `TSSE` frame, then the frames of `extra`); returns that
+/// position and the tag's length (where the first frame goes).
+pub(crate) fn begin_stream<W: Write + Seek>(
+    subject: &str,
+    sink: &mut W,
+    extra: &Tag,
+) -> Result<(u64, u64)> {
     let start = sink
         .stream_position()
         .map_err(|e| Error::io(subject, "seek", e))?;
-    let tag = id3v2_tag();
+    let mut tag = Tag::new();
+    tag.text(b"TSSE", &encoder_name()).append(extra);
+    if tag.body_len() > MAX_TAG_BYTES {
+        return Err(Error::stage(
+            subject,
+            Stage::Encode,
+            format!(
+                "the ID3v2 tag would be {} bytes, more than the {MAX_TAG_BYTES} an ID3v2.4 tag can hold; use a smaller cover",
+                tag.body_len()
+            ),
+        ));
+    }
+    let tag = tag.to_bytes();
     sink.write_all(&tag)
         .map_err(|e| Error::io(subject, "write", e))?;
     Ok((start, tag.len() as u64))
-}
-
-/// A minimal ID3v2.4 tag holding one UTF-8 `TSSE` (encoder settings) frame
-/// naming podstitch and LAME.
-fn id3v2_tag() -> Vec<u8> {
-    let encoder = encoder_name();
-    let frame_body = 1 + encoder.len();
-    let frame_len = 10 + frame_body;
-    let mut tag = Vec::with_capacity(10 + frame_len);
-    tag.extend_from_slice(b"ID3\x04\x00\x00");
-    tag.extend_from_slice(&synchsafe(frame_len));
-    tag.extend_from_slice(b"TSSE");
-    tag.extend_from_slice(&synchsafe(frame_body));
-    tag.extend_from_slice(&[0, 0, 3]); // no frame flags; UTF-8 text
-    tag.extend_from_slice(encoder.as_bytes());
-    tag
-}
-
-/// A 28-bit synchsafe integer (7 bits per byte), as ID3v2.4 sizes are.
-fn synchsafe(n: usize) -> [u8; 4] {
-    debug_assert!(n < 1 << 28);
-    [
-        (n >> 21) as u8 & 0x7f,
-        (n >> 14) as u8 & 0x7f,
-        (n >> 7) as u8 & 0x7f,
-        n as u8 & 0x7f,
-    ]
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::http::{parse_url, redact, Http, HttpSettings};
 use crate::io::{Bumpers, OUTPUT_FILES};
 use crate::pipeline::stitch_to_dir;
 use crate::report::Observer;
-use crate::settings::Settings;
+use crate::settings::{load_cover, Settings};
 
 /// The required variables, in the order they are checked.
 pub const REQUIRED_ENV: [&str; 7] = [
@@ -33,6 +33,51 @@ pub const REQUIRED_ENV: [&str; 7] = [
 pub const ASSETS_ENV: &str = "CALL_KENT_AUDIO_ASSETS_DIR";
 /// The bumpers' directory when [`ASSETS_ENV`] is not set.
 pub const DEFAULT_ASSETS_DIR: &str = "/opt/call-kent-audio/assets";
+
+/// Optional variables with the episode's tags; absent or empty means none,
+/// and a `stitch` flag (`--title`, …) given to `job` wins.
+pub const TAG_ENV: [&str; 6] = [
+    "PODSTITCH_TITLE",
+    "PODSTITCH_ARTIST",
+    "PODSTITCH_ALBUM",
+    "PODSTITCH_YEAR",
+    "PODSTITCH_COMMENT",
+    "PODSTITCH_COVER",
+];
+
+/// Fills the tags not given as flags from [`TAG_ENV`]; checks the year and
+/// the cover (JPEG or PNG, size) before any download.
+fn tags_from_env(
+    settings: &mut Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), JobError> {
+    let get = |i: usize| env(TAG_ENV[i]).filter(|v| !v.is_empty());
+    let t = &mut settings.tags;
+    t.title = t.title.take().or_else(|| get(0));
+    t.artist = t.artist.take().or_else(|| get(1));
+    t.album = t.album.take().or_else(|| get(2));
+    if t.year.is_none() {
+        if let Some(v) = get(3) {
+            let y = v
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|y| (1000..=9999).contains(y));
+            t.year = Some(y.ok_or_else(|| {
+                fail(
+                    FailureKind::Config,
+                    format!("{}: {v:?} is not a four-digit year such as 2026; set it to one or unset it", TAG_ENV[3]),
+                )
+            })?);
+        }
+    }
+    t.comment = t.comment.take().or_else(|| get(4));
+    t.cover = t.cover.take().or_else(|| get(5).map(PathBuf::from));
+    if let Some(cover) = &t.cover {
+        load_cover(cover).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
+    }
+    Ok(())
+}
 
 /// Values given as flags; each wins over its environment variable.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -180,6 +225,7 @@ pub fn configure(
     settings
         .validate()
         .map_err(|e| fail(FailureKind::Config, e.to_string()))?;
+    tags_from_env(&mut settings, env)?;
     Ok(JobConfig {
         draft_id: values[0].clone(),
         attempt: values[1].clone(),
@@ -349,4 +395,61 @@ pub fn run(
         t.insert("totalS".into(), started.elapsed().as_secs_f64().into());
     }
     Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn tag_variables_fill_what_flags_left_and_absent_means_none() {
+        let mut s = Settings::default();
+        s.tags.title = Some("from the flag".into());
+        let env = env_of(&[
+            ("PODSTITCH_TITLE", "from the environment"),
+            ("PODSTITCH_ARTIST", "Kent"),
+            ("PODSTITCH_YEAR", "2026"),
+            ("PODSTITCH_COMMENT", ""),
+        ]);
+        tags_from_env(&mut s, &env).unwrap();
+        assert_eq!(s.tags.title.as_deref(), Some("from the flag"));
+        assert_eq!(s.tags.artist.as_deref(), Some("Kent"));
+        assert_eq!(s.tags.year, Some(2026));
+        assert_eq!(s.tags.album, None);
+        assert_eq!(s.tags.comment, None, "empty is none");
+        assert_eq!(s.tags.cover, None);
+    }
+
+    #[test]
+    fn a_bad_year_or_cover_in_the_environment_is_a_configuration_error() {
+        let mut s = Settings::default();
+        let err = tags_from_env(&mut s, &env_of(&[("PODSTITCH_YEAR", "next year")])).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Config);
+        assert!(
+            err.message
+                .starts_with("PODSTITCH_YEAR: \"next year\" is not a four-digit year"),
+            "{}",
+            err.message
+        );
+        let mut s = Settings::default();
+        let err = tags_from_env(
+            &mut s,
+            &env_of(&[("PODSTITCH_COVER", "/nonexistent/cover.jpg")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, FailureKind::Config);
+        assert!(
+            err.message.contains("cover image (/nonexistent/cover.jpg)"),
+            "{}",
+            err.message
+        );
+    }
 }

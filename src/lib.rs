@@ -5,6 +5,7 @@
 pub mod ahead;
 pub mod analyze;
 pub mod audio;
+mod balance;
 pub mod calibrate;
 pub mod chunked;
 pub mod decode;
@@ -12,6 +13,7 @@ pub mod encode;
 pub mod error;
 pub mod front;
 pub mod http;
+pub mod id3;
 pub mod io;
 pub mod job;
 pub mod limiter;

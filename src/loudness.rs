@@ -13,7 +13,7 @@
 mod kweight;
 mod meter;
 
-pub use meter::{measure, Measurement, Measures, Meter};
+pub use meter::{integrated_from_blocks, measure, Measurement, Measures, Meter};
 
 use crate::audio::{db_to_gain, Block, Source};
 use crate::error::Result;

@@ -1,6 +1,7 @@
 //! The pipeline, top to bottom.
 //!
-//! 1. Bumpers: decoded whole (they are short) and converted to the common rate.
+//! 1. Bumpers: decoded once (they are short), converted to the common rate,
+//!    measured and spooled; gained to the target (see `balance.rs`).
 //! 2. First pass, both recordings in parallel: decode → high-pass →
 //!    resample, spooled untrimmed while the downmix and the noise floor are
 //!    analysed (see [`crate::front`]); then that spool → downmix → trim
@@ -12,6 +13,8 @@
 //! 4. Second pass, three jobs in parallel: each segment is spool → gain →
 //!    limiter → mono MP3; the episode is bumpers and the two processed
 //!    recordings → crossfade mixer → stereo limiter → stereo MP3.
+//!    The episode's ID3 tag carries a chapter per part, each boundary in
+//!    the middle of its crossfade.
 //! 5. Verification: each finished MP3 is decoded and measured; if a true peak
 //!    is over the ceiling, step 3–4 run again with more headroom.
 
@@ -21,6 +24,7 @@ use std::time::Instant;
 
 use crate::ahead::read_ahead;
 use crate::audio::{Block, Mono, Processed, Source};
+use crate::balance::{bumper_trim, predict_episode, PartEnergy};
 use crate::calibrate::{predicted_gain, HopStats};
 use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::Mp3Settings;
@@ -28,15 +32,16 @@ use crate::error::{Error, Result, Stage};
 use crate::front::{
     Downmix, Downmixed, FrontAnalysis, HighPass, Threshold, DIGITAL_SILENCE_DB, MIN_SOUND_S,
 };
+use crate::id3::{Chapter, Cover, Tag};
 use crate::io::{
     partial_path, remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES,
 };
 use crate::limiter::{Limiter, MARGIN_DB};
 use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
 use crate::mixer::{mix, plan_fades, MixPart};
-use crate::report::{Observer, OutputReport, RecordingReport, Report, Timings};
+use crate::report::{BumperReport, Observer, OutputReport, RecordingReport, Report, Timings};
 use crate::resample::Resample;
-use crate::settings::Settings;
+use crate::settings::{load_cover, BumperLoudness, Settings};
 use crate::silence::{trimmed, SilenceSettings};
 use crate::spool::{SpoolReader, SpoolWriter, TempDir};
 use crate::verify::{check_tag, decode_stream, tee, WriteSeek};
@@ -61,6 +66,10 @@ struct Prepared {
     /// Gain plan before the limiter (the calibrated one once calibrated).
     plan: GainPlan,
     hops: HopStats,
+    /// The trimmed recording's 100 ms K-weighted block energies.
+    blocks: Vec<f64>,
+    /// The limited recording's, once calibration has limited it.
+    limited_blocks: Option<Vec<f64>>,
     /// What the renders read: the spool and the gain to apply to it (the
     /// trimmed recording and the whole plan when no limiting is needed, or
     /// the limited one and the trim after the limiter).
@@ -265,6 +274,7 @@ fn measure_and_spool(
         ));
     }
     let series = meter.take_series();
+    let blocks = meter.take_block_energies();
     let l = &settings.loudness;
     let leveller = m.lra_lu > l.lra_lu;
     let plan = GainPlan {
@@ -305,6 +315,8 @@ fn measure_and_spool(
         render: (spool.to_path_buf(), plan.clone()),
         plan,
         hops,
+        blocks,
+        limited_blocks: None,
         report,
     })
 }
@@ -348,6 +360,7 @@ fn calibrate(
     if p.plan.curve.is_none() && peak_after_gain <= ceiling - 0.1 {
         // Linear gain, limiter idle: loudness scales exactly with the gain.
         p.render = (p.spool.clone(), p.plan.clone());
+        p.limited_blocks = None;
         return Ok(());
     }
     p.plan.gain_db = predicted_gain(&p.hops, &p.plan, base, ceiling - MARGIN_DB);
@@ -362,7 +375,7 @@ fn calibrate(
     let mut loudest = f64::NEG_INFINITY;
     for pass in 1..=MAX_PASSES {
         p.report.calibration_passes = pass;
-        let loud = thread::scope(|s| {
+        let (loud, blocks) = thread::scope(|s| {
             // Gain and limiter on one thread, measure and spool on this one.
             let (spool, plan, frames) = (&p.spool, &p.plan, p.frames);
             let (mut src, ()) = read_ahead(s, &p.subject, 8, move || {
@@ -386,8 +399,10 @@ fn calibrate(
             }
             progress.end();
             writer.finish()?;
-            Ok::<_, Error>(meter.measurement()?.integrated_lufs)
+            let loud = meter.measurement()?.integrated_lufs;
+            Ok::<_, Error>((loud, meter.take_block_energies()))
         })?;
+        p.limited_blocks = Some(blocks);
         let err = target - loud;
         loudest = loudest.max(loud);
         trim = err.min(0.0);
@@ -430,9 +445,120 @@ fn calibrate(
 /// A bumper decoded at the common rate, mono or stereo, spooled to disk (so
 /// that it takes no memory while the outputs are encoded).
 struct Bumper {
+    /// `intro`, `interstitial` or `outro`.
+    name: &'static str,
+    subject: String,
     spool: PathBuf,
     channels: usize,
     frames: u64,
+    /// As mastered (integrated loudness and true peak).
+    measurement: Measurement,
+    /// Its 100 ms K-weighted block energies, as mastered.
+    blocks: Vec<f64>,
+}
+
+/// A bumper's gain in the episode and the block energies of what the
+/// episode gets from it before `blocks_gain_db` (the bumper as mastered, or
+/// as gained and limited when the gain raises its peaks over the ceiling).
+struct Level {
+    gain_db: f64,
+    blocks: Vec<f64>,
+    blocks_gain_db: f64,
+}
+
+/// Passes through the limiter to find a bumper's gain, at most.
+const MAX_BUMPER_PASSES: u32 = 5;
+/// Largest gain added to make up for what the limiter takes from a
+/// bumper, dB: more would turn a very peaky bumper into a squashed one.
+const MAX_LIMITER_MAKEUP_DB: f64 = 10.0;
+
+/// The gain that puts `b` at the target plus the offset (see
+/// `balance.rs`): with peaks raised over the ceiling, the gained
+/// bumper is limited as the episode will limit it and measured, and the
+/// gain raised by what the limiter took (at most three passes).
+fn level_bumper(
+    b: &Bumper,
+    settings: &Settings,
+    ceiling: f64,
+    trim: f64,
+    obs: &dyn Observer,
+) -> Result<Level> {
+    let keep = Level {
+        gain_db: 0.0,
+        blocks: b.blocks.clone(),
+        blocks_gain_db: 0.0,
+    };
+    let BumperLoudness::Offset(offset) = settings.bumper_loudness else {
+        return Ok(keep);
+    };
+    let m = &b.measurement;
+    if m.integrated_lufs <= -69.9 {
+        obs.log(&format!(
+            "{}: too quiet or too short to measure its loudness; played as it is",
+            b.subject
+        ));
+        return Ok(keep);
+    }
+    let want = settings.loudness.integrated_lufs + offset + trim;
+    let mut gain = want - m.integrated_lufs;
+    if m.true_peak_dbtp + gain <= ceiling - 0.1 {
+        return Ok(Level {
+            gain_db: gain,
+            blocks: b.blocks.clone(),
+            blocks_gain_db: gain,
+        });
+    }
+    let rate = settings.sample_rate;
+    let plain = gain;
+    let mut last: Option<(f64, f64)> = None;
+    let mut pass = 1;
+    let blocks = loop {
+        let plan = GainPlan {
+            gain_db: gain,
+            curve: None,
+            hop: 1,
+        };
+        let mut src = limited(Gain::new(b.reader(rate)?, &plan), ceiling);
+        let mut meter = Meter::new(b.channels, rate, Measures::INTEGRATED)?;
+        let mut block = Block::default();
+        while src.read(&mut block)? {
+            meter.add_block(&block)?;
+        }
+        let loud = meter.measurement()?.integrated_lufs;
+        let short = want - loud;
+        if short.abs() < 0.02 || pass == MAX_BUMPER_PASSES {
+            if short >= 0.02 {
+                obs.log(&format!(
+                    "{}: the limiter keeps it {short:.2} LU under its level ({gain:+.2} dB of gain); its peaks are far above its loudness",
+                    b.subject
+                ));
+            }
+            break meter.take_block_energies();
+        }
+        // Secant step: the limiter gives back less than the gain added.
+        let slope = match last {
+            Some((g0, l0)) if (gain - g0).abs() > 1e-6 => {
+                ((loud - l0) / (gain - g0)).clamp(0.1, 1.0)
+            }
+            _ => 1.0,
+        };
+        last = Some((gain, loud));
+        let next = (gain + short / slope).min(plain + MAX_LIMITER_MAKEUP_DB);
+        if (next - gain).abs() < 1e-3 {
+            obs.log(&format!(
+                "{}: gain capped at {next:+.2} dB ({MAX_LIMITER_MAKEUP_DB} dB over the plain gain); the limiter keeps it {short:.2} LU under its level",
+                b.subject
+            ));
+            break meter.take_block_energies();
+        }
+        gain = next;
+        pass += 1;
+    };
+    Ok(Level {
+        gain_db: gain,
+        blocks,
+        blocks_gain_db: 0.0,
+    })
 }
 
 impl Bumper {
@@ -441,8 +567,14 @@ impl Bumper {
     }
 }
 
-/// Decodes a bumper into a spool at `spool`.
-fn load_bumper(subject: &str, input: Input, settings: &Settings, spool: &Path) -> Result<Bumper> {
+/// Decodes a bumper into a spool at `spool`, measuring it on the way.
+fn load_bumper(
+    name: &'static str,
+    subject: &str,
+    input: Input,
+    settings: &Settings,
+    spool: &Path,
+) -> Result<Bumper> {
     let rate = settings.sample_rate;
     let dec = input.open_within(subject, &settings.limits, true)?;
     let src: Box<dyn Source> = if dec.channels() > 2 {
@@ -453,8 +585,10 @@ fn load_bumper(subject: &str, input: Input, settings: &Settings, spool: &Path) -
     let mut rs = Resample::new(src, rate, subject)?;
     let channels = rs.channels();
     let mut writer = SpoolWriter::create(spool, channels)?;
+    let mut meter = Meter::new(channels, rate, Measures::LOUDNESS_AND_PEAK)?;
     let mut b = Block::default();
     while rs.read(&mut b)? {
+        meter.add_block(&b)?;
         writer.write(&b)?;
     }
     let frames = writer.finish()?;
@@ -466,9 +600,13 @@ fn load_bumper(subject: &str, input: Input, settings: &Settings, spool: &Path) -
         ));
     }
     Ok(Bumper {
+        name,
+        subject: subject.to_string(),
         spool: spool.to_path_buf(),
         channels,
         frames,
+        measurement: meter.measurement()?,
+        blocks: meter.take_block_energies(),
     })
 }
 
@@ -481,6 +619,7 @@ fn encode_segment(
     name: &str,
     settings: &Settings,
     pool: &EncodePool,
+    tag: &Tag,
 ) -> Result<(u64, u64)> {
     let mp3 = Mp3Settings {
         bitrate_kbps: settings.segment_mp3.bitrate_kbps,
@@ -494,7 +633,7 @@ fn encode_segment(
         in_flight: Some(2),
         expected_samples: Some(p.frames),
     };
-    let mut w = ChunkedMp3Writer::with_options(name, out, &mp3, pool, &opts)?;
+    let mut w = ChunkedMp3Writer::with_tag(name, out, &mp3, pool, &opts, tag)?;
     let mut b = Block::default();
     while src.read(&mut b)? {
         w.write(&b.planes())?;
@@ -509,10 +648,131 @@ fn render_segment<S: Sink>(
     name: &str,
     settings: &Settings,
     pool: &EncodePool,
+    tag: &Tag,
 ) -> Result<(OutputReport, f64)> {
     render_output(name, sink, 1, settings, |out| {
-        encode_segment(p, out, name, settings, pool)
+        encode_segment(p, out, name, settings, pool, tag)
     })
+}
+
+/// Where the five parts sit in the episode: intro, caller, interstitial,
+/// response, outro.
+struct Layout {
+    lens: [u64; 5],
+    /// The four crossfades, in frames (shortened when a part is short).
+    fades: Vec<u64>,
+    /// Frame of the episode at which each part starts.
+    offsets: [u64; 5],
+    total: u64,
+}
+
+const PART_NAMES: [&str; 5] = ["intro", "caller", "interstitial", "response", "outro"];
+
+fn layout(
+    caller: &Prepared,
+    response: &Prepared,
+    bumpers: &[Bumper; 3],
+    settings: &Settings,
+    obs: &dyn Observer,
+) -> Layout {
+    let rate = settings.sample_rate;
+    let lens = [
+        bumpers[0].frames,
+        caller.frames,
+        bumpers[1].frames,
+        response.frames,
+        bumpers[2].frames,
+    ];
+    let fade = (settings.crossfade_s * f64::from(rate)).round() as u64;
+    let (fades, short) = plan_fades(&lens, fade);
+    for s in &short {
+        obs.log(&format!(
+            "crossfade {} -> {} shortened from {:.3} s to {:.3} s: a part is shorter than the fade",
+            PART_NAMES[s.join],
+            PART_NAMES[s.join + 1],
+            secs(s.requested, rate),
+            secs(s.used, rate)
+        ));
+    }
+    let mut offsets = [0u64; 5];
+    for k in 1..5 {
+        offsets[k] = offsets[k - 1] + lens[k - 1] - fades[k - 1];
+    }
+    let total = lens.iter().sum::<u64>() - fades.iter().sum::<u64>();
+    Layout {
+        lens,
+        fades,
+        offsets,
+        total,
+    }
+}
+
+/// The episode's chapters: one per part, each boundary in the middle of
+/// its crossfade, in milliseconds from the first decoded sample.
+fn chapters(l: &Layout, titles: &[String; 5], rate: u32) -> Vec<Chapter> {
+    let ms = |frames: u64| {
+        u32::try_from((frames * 1000 + u64::from(rate) / 2) / u64::from(rate)).unwrap_or(u32::MAX)
+    };
+    let starts: Vec<u64> = (0..5)
+        .map(|k| {
+            if k == 0 {
+                0
+            } else {
+                l.offsets[k] + l.fades[k - 1] / 2
+            }
+        })
+        .collect();
+    (0..5)
+        .map(|k| Chapter {
+            title: titles[k].clone(),
+            start_ms: ms(starts[k]),
+            end_ms: ms(starts.get(k + 1).copied().unwrap_or(l.total)),
+        })
+        .collect()
+}
+
+/// The frames the episode and the segments share: the title (`title`),
+/// artist, album and year.
+fn common_tag(settings: &Settings, title: Option<String>) -> Tag {
+    let t = &settings.tags;
+    let mut tag = Tag::new();
+    if let Some(v) = title {
+        tag.text(b"TIT2", &v);
+    }
+    if let Some(v) = &t.artist {
+        tag.text(b"TPE1", v);
+    }
+    if let Some(v) = &t.album {
+        tag.text(b"TALB", v);
+    }
+    if let Some(y) = t.year {
+        tag.text(b"TDRC", &format!("{y:04}"));
+    }
+    tag
+}
+
+/// The episode's ID3 frames: every tag, the cover and the chapters.
+fn episode_tag(settings: &Settings, cover: Option<&Cover>, chapters: &[Chapter]) -> Tag {
+    let mut tag = common_tag(settings, settings.tags.title.clone());
+    if let Some(c) = &settings.tags.comment {
+        tag.comment(c);
+    }
+    if let Some(c) = cover {
+        tag.picture(c);
+    }
+    tag.chapters(chapters);
+    tag
+}
+
+/// A segment's ID3 frames: artist, album, year, and the title followed by
+/// the title of the segment's chapter (`part` 1: caller, 3: response).
+fn segment_tag(settings: &Settings, part: usize) -> Tag {
+    let title = settings
+        .tags
+        .title
+        .as_ref()
+        .map(|v| format!("{v} ({})", settings.chapter_titles[part]));
+    common_tag(settings, title)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -520,11 +780,14 @@ fn encode_episode(
     caller: &Prepared,
     response: &Prepared,
     bumpers: &[Bumper; 3],
+    gains: [f64; 3],
+    l: &Layout,
     out: &mut dyn WriteSeek,
     name: &str,
     settings: &Settings,
     ceiling: f64,
     pool: &EncodePool,
+    tag: &Tag,
     obs: &dyn Observer,
     waveform: &mut Option<FinishedWaveform>,
 ) -> Result<(u64, u64)> {
@@ -538,31 +801,22 @@ fn encode_episode(
         sample_rate: rate,
         quality: settings.episode_mp3.quality,
     };
-    let mut intro = bumpers[0].reader(rate)?;
-    let mut inter = bumpers[1].reader(rate)?;
-    let mut outro = bumpers[2].reader(rate)?;
+    // A gain of 0 dB multiplies by exactly 1: `keep` mixes the bumpers'
+    // samples unchanged.
+    let bumper = |k: usize| -> Result<Gain<SpoolReader>> {
+        let plan = GainPlan {
+            gain_db: gains[k],
+            curve: None,
+            hop: 1,
+        };
+        Ok(Gain::new(bumpers[k].reader(rate)?, &plan))
+    };
+    let mut intro = bumper(0)?;
+    let mut inter = bumper(1)?;
+    let mut outro = bumper(2)?;
     let mut call = processed(caller, rate)?;
     let mut resp = processed(response, rate)?;
-    let lens = [
-        bumpers[0].frames,
-        caller.frames,
-        bumpers[1].frames,
-        response.frames,
-        bumpers[2].frames,
-    ];
-    let fade = (settings.crossfade_s * f64::from(rate)).round() as u64;
-    let (fades, short) = plan_fades(&lens, fade);
-    let names = ["intro", "caller", "interstitial", "response", "outro"];
-    for s in &short {
-        obs.log(&format!(
-            "crossfade {} -> {} shortened from {:.3} s to {:.3} s: a part is shorter than the fade",
-            names[s.join],
-            names[s.join + 1],
-            secs(s.requested, rate),
-            secs(s.used, rate)
-        ));
-    }
-    let total = lens.iter().sum::<u64>() - fades.iter().sum::<u64>();
+    let (lens, fades, total) = (l.lens, &l.fades, l.total);
     let mut parts = [
         MixPart {
             name: "intro bumper",
@@ -606,11 +860,11 @@ fn encode_episode(
         expected_samples: Some(total),
         ..ChunkOptions::default()
     };
-    let mut w = ChunkedMp3Writer::with_options(name, out, &mp3, pool, &opts)?;
+    let mut w = ChunkedMp3Writer::with_tag(name, out, &mp3, pool, &opts, tag)?;
     let mut buf: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(8192)).collect();
     let mut done = 0u64;
     let mut last_report = 0u64;
-    mix(&mut parts, &fades, 2, &mut |b: &Block| {
+    mix(&mut parts, fades, 2, &mut |b: &Block| {
         limiter.process(&b.planes(), &mut buf);
         w.write(&[&buf[0], &buf[1]])?;
         if let Some(wave) = wave.as_mut() {
@@ -634,6 +888,130 @@ fn encode_episode(
     let bytes = w.finish()?.1;
     *waveform = wave.map(Waveform::finish);
     Ok((bytes, done))
+}
+
+/// The five parts for the loudness model: the voices as rendered, the
+/// bumpers' `blocks` at `gains`.
+fn episode_parts<'a>(
+    bumpers: &[Bumper; 3],
+    caller: &'a Prepared,
+    response: &'a Prepared,
+    f: &[u64],
+    blocks: [&'a [f64]; 3],
+    gains: [f64; 3],
+) -> [PartEnergy<'a>; 5] {
+    let voice = |p: &'a Prepared| PartEnergy {
+        blocks: p.limited_blocks.as_deref().unwrap_or(&p.blocks),
+        gain_db: p.render.1.gain_db,
+        len: p.frames,
+        ramp_in: 0,
+        ramp_out: 0,
+    };
+    let bumper = |k: usize, ramp_in: u64, ramp_out: u64| PartEnergy {
+        blocks: blocks[k],
+        gain_db: gains[k],
+        len: bumpers[k].frames,
+        ramp_in,
+        ramp_out,
+    };
+    [
+        bumper(0, 0, f[0]),
+        voice(caller),
+        bumper(1, f[1], f[2]),
+        voice(response),
+        bumper(2, f[3], 0),
+    ]
+}
+
+/// The three bumpers' gains in the episode at `ceiling` (see
+/// `balance.rs`), the trim included in them, and the episode's
+/// predicted loudness.
+#[allow(clippy::too_many_arguments)]
+fn bumper_gains(
+    bumpers: &[Bumper; 3],
+    caller: &Prepared,
+    response: &Prepared,
+    plan: &Layout,
+    settings: &Settings,
+    ceiling: f64,
+    obs: &dyn Observer,
+) -> Result<([f64; 3], f64, f64)> {
+    // First the trim, with each bumper assumed exactly at its level (the
+    // limiter's loss is made up below), then each bumper levelled at its
+    // level plus the trim, through the limiter where its peaks need it.
+    let plain = |b: &Bumper| match settings.bumper_loudness {
+        BumperLoudness::Offset(o) if b.measurement.integrated_lufs > -69.9 => {
+            settings.loudness.integrated_lufs + o - b.measurement.integrated_lufs
+        }
+        _ => 0.0,
+    };
+    let plain = [plain(&bumpers[0]), plain(&bumpers[1]), plain(&bumpers[2])];
+    let hop = (HOP_SECONDS * f64::from(settings.sample_rate)).round() as u64;
+    let target = settings.loudness.integrated_lufs;
+    let is_bumper = [true, false, true, false, true];
+    let as_mastered = [
+        bumpers[0].blocks.as_slice(),
+        &bumpers[1].blocks,
+        &bumpers[2].blocks,
+    ];
+    let trim = if settings.bumper_loudness == BumperLoudness::Offset(0.0) {
+        let p = episode_parts(bumpers, caller, response, &plan.fades, as_mastered, plain);
+        bumper_trim(&p, &is_bumper, &plan.offsets, plan.total, hop, target).0
+    } else {
+        0.0
+    };
+    // Limiting changes a bumper's block energies, not only their sum: when a
+    // bumper was limited, the trim is solved again on the limited blocks
+    // (at most twice more).
+    let mut trim = trim;
+    let mut round = 1;
+    let (levels, predicted) = loop {
+        let levels = [
+            level_bumper(&bumpers[0], settings, ceiling, trim, obs)?,
+            level_bumper(&bumpers[1], settings, ceiling, trim, obs)?,
+            level_bumper(&bumpers[2], settings, ceiling, trim, obs)?,
+        ];
+        let (predicted, more) = {
+            let blocks = [
+                levels[0].blocks.as_slice(),
+                &levels[1].blocks,
+                &levels[2].blocks,
+            ];
+            let gains = [0, 1, 2].map(|k| levels[k].blocks_gain_db);
+            let p = episode_parts(bumpers, caller, response, &plan.fades, blocks, gains);
+            let predicted = predict_episode(&p, &plan.offsets, plan.total, hop);
+            let done = settings.bumper_loudness != BumperLoudness::Offset(0.0)
+                || (predicted - target).abs() < 0.03
+                || round == 3;
+            let more = if done {
+                None
+            } else {
+                Some(bumper_trim(&p, &is_bumper, &plan.offsets, plan.total, hop, target).0)
+            };
+            (predicted, more)
+        };
+        let Some(more) = more else {
+            break (levels, predicted);
+        };
+        let bound = crate::balance::MAX_TRIM_DB;
+        let next = (trim + more).clamp(-bound, bound);
+        if (next - trim).abs() < 1e-3 {
+            break (levels, predicted);
+        }
+        trim = next;
+        round += 1;
+    };
+    let gains = [0, 1, 2].map(|k| levels[k].gain_db);
+    for (b, g) in bumpers.iter().zip(gains) {
+        obs.log(&format!(
+            "{}: {:.1} LUFS, {:.1} dBTP as mastered; gain {:+.2} dB",
+            b.subject, b.measurement.integrated_lufs, b.measurement.true_peak_dbtp, g
+        ));
+    }
+    obs.log(&format!(
+        "episode predicted at {predicted:.2} LUFS (bumpers trimmed {trim:+.2} dB)"
+    ));
+    Ok((gains, trim, predicted))
 }
 
 /// Encodes one output into `sink` with `encode` (which returns the bytes and
@@ -721,6 +1099,10 @@ pub fn stitch<S: Sink>(
     obs: &dyn Observer,
 ) -> Result<Report> {
     settings.validate()?;
+    // The cover is checked before any work.
+    let cover = settings.tags.cover.as_deref().map(load_cover).transpose()?;
+    let caller_tag = segment_tag(settings, 1);
+    let response_tag = segment_tag(settings, 3);
     let tmp = TempDir::new(settings.temp_dir.as_deref())
         .map_err(|e| Error::io("temporary directory", "create", e))?;
     let mut timings = Timings::default();
@@ -732,9 +1114,10 @@ pub fn stitch<S: Sink>(
         interstitial,
         outro,
     } = bumpers;
-    let load = |what: &str, input: Input| {
+    let load = |what: &'static str, input: Input| {
         let subject = format!("{what} bumper ({})", input.describe());
         load_bumper(
+            what,
             &subject,
             input,
             settings,
@@ -770,7 +1153,14 @@ pub fn stitch<S: Sink>(
         let spool = tmp.path().join("caller.f32");
         let (mut caller, analysed) = timed(|| analyse(&call_name, call, settings, &spool, obs))?;
         let ((), calibrated) = timed(|| calibrate(&mut caller, settings, ceiling, obs))?;
-        let segment = render_segment(&caller, caller_segment, "caller segment", settings, &pool)?;
+        let segment = render_segment(
+            &caller,
+            caller_segment,
+            "caller segment",
+            settings,
+            &pool,
+            &caller_tag,
+        )?;
         let (response, r_analysed, r_calibrated) = join(r)?;
         timings.analyse_s = analysed.max(r_analysed);
         timings.calibrate_s = calibrated.max(r_calibrated);
@@ -830,6 +1220,9 @@ pub fn stitch<S: Sink>(
     }
 
     let mut waveform = None;
+    let plan = layout(&caller, &response, &bumpers, settings, obs);
+    let chapters = chapters(&plan, &settings.chapter_titles, settings.sample_rate);
+    let ep_tag = episode_tag(settings, cover.as_ref(), &chapters);
     let mut attempt = 1;
     loop {
         let ceiling = tp - headroom;
@@ -844,12 +1237,21 @@ pub fn stitch<S: Sink>(
             timings.calibrate_s += t;
         }
 
+        let (gains, trim, predicted) =
+            bumper_gains(&bumpers, &caller, &response, &plan, settings, ceiling, obs)?;
         let t = Instant::now();
         // Each output is verified while it is written.
         let (ep, cs, rs) = thread::scope(|s| {
             let c = s.spawn(|| match caller_done.take() {
                 Some(done) => Ok(done),
-                None => render_segment(&caller, caller_segment, "caller segment", settings, &pool),
+                None => render_segment(
+                    &caller,
+                    caller_segment,
+                    "caller segment",
+                    settings,
+                    &pool,
+                    &caller_tag,
+                ),
             });
             let r = s.spawn(|| {
                 render_segment(
@@ -858,6 +1260,7 @@ pub fn stitch<S: Sink>(
                     "response segment",
                     settings,
                     &pool,
+                    &response_tag,
                 )
             });
             let name = "episode";
@@ -866,11 +1269,14 @@ pub fn stitch<S: Sink>(
                     &caller,
                     &response,
                     &bumpers,
+                    gains,
+                    &plan,
                     out,
                     name,
                     settings,
                     ceiling,
                     &pool,
+                    &ep_tag,
                     obs,
                     &mut waveform,
                 )
@@ -909,6 +1315,20 @@ pub fn stitch<S: Sink>(
             response_segment,
             caller: caller.report,
             response: response.report,
+            bumpers: bumpers
+                .iter()
+                .zip(gains)
+                .map(|(b, gain_db)| BumperReport {
+                    name: b.name.to_string(),
+                    duration_s: secs(b.frames, settings.sample_rate),
+                    integrated_lufs: b.measurement.integrated_lufs,
+                    true_peak_dbtp: b.measurement.true_peak_dbtp,
+                    gain_db,
+                })
+                .collect(),
+            bumper_trim_db: trim,
+            episode_predicted_lufs: predicted,
+            chapters,
             timings,
             episode_waveform: waveform,
         });

@@ -83,6 +83,24 @@ pub struct RecordingReport {
     pub input_parts: u64,
 }
 
+/// How one bumper was levelled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BumperReport {
+    /// `intro`, `interstitial` or `outro`.
+    pub name: String,
+    /// Decoded length at the output rate, in seconds.
+    pub duration_s: f64,
+    /// Integrated loudness as mastered, LUFS.
+    pub integrated_lufs: f64,
+    /// True peak as mastered, dBTP.
+    pub true_peak_dbtp: f64,
+    /// Gain applied in the episode, dB (0 with `keep`): to the target plus
+    /// the offset, plus what the limiter takes back when the gain raises
+    /// its peaks over the ceiling, plus the episode trim.
+    pub gain_db: f64,
+}
+
 /// Time spent in each stage, in seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,6 +143,16 @@ pub struct Report {
     pub caller: RecordingReport,
     /// What was done to the response recording.
     pub response: RecordingReport,
+    /// The three bumpers, measured once per run, and the gain each got.
+    pub bumpers: Vec<BumperReport>,
+    /// The trim common to the three bumpers' gains that puts the episode's
+    /// predicted loudness on target, dB (0 with `keep` or a non-zero offset).
+    pub bumper_trim_db: f64,
+    /// The episode's loudness as predicted from its parts before encoding,
+    /// LUFS (`episode.integratedLufs` is the measured one).
+    pub episode_predicted_lufs: f64,
+    /// The episode's chapters, as written in its ID3 tag.
+    pub chapters: Vec<crate::id3::Chapter>,
     /// Times per stage.
     pub timings: Timings,
     /// The episode's waveform data when `Settings::waveform_pixels_per_second`

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::id3::{image_mime, Cover};
 use crate::loudness::LoudnessSettings;
 use crate::silence::SilenceSettings;
 
@@ -46,6 +47,57 @@ pub struct Settings {
     /// Waveform data of the episode for a web player, in points per second
     /// (`None`, the default: none is made; see [`crate::waveform`]).
     pub waveform_pixels_per_second: Option<u32>,
+    /// The bumpers' loudness in the episode (default: gained to the target).
+    pub bumper_loudness: BumperLoudness,
+    /// Titles of the episode's five chapters, in order: intro, caller,
+    /// interstitial, response, outro (default "Intro", "Question",
+    /// "Interlude", "Answer", "Outro").
+    pub chapter_titles: [String; 5],
+    /// Title, artist, album, year, comment and cover of the outputs.
+    pub tags: Tags,
+}
+
+/// How loud the bumpers play in the episode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BumperLoudness {
+    /// As they are mastered (what the old FFmpeg graph did).
+    Keep,
+    /// Each measured and gained to the target loudness plus this many LU
+    /// (default 0: as loud as the voices). With 0 the three bumpers are
+    /// also trimmed together, by at most 1 dB, so that the whole episode
+    /// lands on the target (see `balance.rs`).
+    Offset(f64),
+}
+
+impl Default for BumperLoudness {
+    fn default() -> Self {
+        BumperLoudness::Offset(0.0)
+    }
+}
+
+/// Largest cover image accepted, in bytes (10 MiB). Podcast directories ask
+/// for far less (a 3000 × 3000 JPEG is typically under 1 MB); a larger file
+/// is most likely the wrong one.
+pub const MAX_COVER_BYTES: u64 = 10 << 20;
+
+/// ID3 tags of the outputs; every one is optional (`None`: not written).
+/// The episode gets all of them; the segments get the artist, album and
+/// year, and the title followed by their chapter's title (no comment and
+/// no cover: they go to a transcriber).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tags {
+    /// `TIT2`: the episode's title.
+    pub title: Option<String>,
+    /// `TPE1`: the artist (the host or the show).
+    pub artist: Option<String>,
+    /// `TALB`: the album (the show).
+    pub album: Option<String>,
+    /// `TDRC`: the year of recording, 1000–9999.
+    pub year: Option<u16>,
+    /// `COMM`: a comment (language `eng`).
+    pub comment: Option<String>,
+    /// `APIC`: a JPEG or PNG file of at most [`MAX_COVER_BYTES`], the front cover.
+    pub cover: Option<PathBuf>,
 }
 
 /// Bounds on what an input may be. Each is checked as early as it can be
@@ -106,8 +158,50 @@ impl Default for Settings {
             temp_dir: None,
             limits: Limits::default(),
             waveform_pixels_per_second: None,
+            bumper_loudness: BumperLoudness::default(),
+            chapter_titles: DEFAULT_CHAPTER_TITLES.map(String::from),
+            tags: Tags::default(),
         }
     }
+}
+
+/// The default chapter titles: intro, caller, interstitial, response, outro.
+pub const DEFAULT_CHAPTER_TITLES: [&str; 5] = ["Intro", "Question", "Interlude", "Answer", "Outro"];
+
+/// Reads the cover at `path`: at most [`MAX_COVER_BYTES`], JPEG or PNG.
+/// Errors name the file, what is wrong and what would fix it.
+pub fn load_cover(path: &std::path::Path) -> Result<Cover> {
+    let name = format!("cover image ({})", path.display());
+    let bad = |what: String| Error::Settings(format!("{name}: {what}"));
+    let len = std::fs::metadata(path)
+        .map_err(|e| {
+            bad(format!(
+                "cannot read it ({e}); check the path given to --cover / PODSTITCH_COVER"
+            ))
+        })?
+        .len();
+    if len > MAX_COVER_BYTES {
+        return Err(bad(format!(
+            "{len} bytes, more than the {MAX_COVER_BYTES}-byte limit for a cover; use a smaller JPEG or PNG (podcast covers are usually under 1 MB)"
+        )));
+    }
+    let data = std::fs::read(path).map_err(|e| {
+        bad(format!(
+            "cannot read it ({e}); check the path given to --cover / PODSTITCH_COVER"
+        ))
+    })?;
+    let Some(mime) = image_mime(&data) else {
+        let head: Vec<String> = data.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        return Err(bad(format!(
+            "not a JPEG or PNG image (it starts with bytes {}); convert it to JPEG or PNG",
+            if head.is_empty() {
+                "none: it is empty".to_string()
+            } else {
+                head.join(" ")
+            }
+        )));
+    };
+    Ok(Cover { mime, data })
 }
 
 /// Sample rates MPEG-1/2/2.5 Layer III can carry.
@@ -259,6 +353,38 @@ impl Settings {
                 )
             },
         )?;
+        if let BumperLoudness::Offset(o) = self.bumper_loudness {
+            check(o.is_finite() && (-30.0..=10.0).contains(&o), || {
+                format!("bumper loudness offset {o} LU must be within -30..10 (or keep)")
+            })?;
+        }
+        for (i, t) in self.chapter_titles.iter().enumerate() {
+            check(!t.is_empty() && !t.contains('\0'), || {
+                format!(
+                    "chapter title {} ({:?}) must be non-empty text without NUL characters",
+                    i + 1,
+                    t
+                )
+            })?;
+        }
+        let tags = &self.tags;
+        for (what, v) in [
+            ("title", &tags.title),
+            ("artist", &tags.artist),
+            ("album", &tags.album),
+            ("comment", &tags.comment),
+        ] {
+            if let Some(v) = v {
+                check(!v.contains('\0') && v.len() <= 65_536, || {
+                    format!("the {what} must be text of at most 64 KiB without NUL characters")
+                })?;
+            }
+        }
+        if let Some(y) = tags.year {
+            check((1000..=9999).contains(&y), || {
+                format!("year {y} must be a four-digit year such as 2026")
+            })?;
+        }
         Ok(())
     }
 }

@@ -26,6 +26,12 @@
 //!   response much quieter (`speech-8k.wav` −15 dB: about −36 LUFS), both
 //!   passed as float WAV bytes built here from the fixtures with hound.
 //!
+//! * `webm-ogg-keep`: the first pair's episode with
+//!   `BumperLoudness::Keep`, which must play the bumpers exactly as before
+//!   issue 13. Its golden was, when added, the `webm-ogg` episode blessed
+//!   before bumper levelling existed: its decoded samples are compared,
+//!   the ID3 tag (which now carries chapters) is not.
+//!
 //! `PODSTITCH_BLESS=1 cargo test --test e2e_goldens` rewrites the goldens.
 //! On a failure the candidate MP3s are written to
 //! `$TMPDIR/podstitch-golden-candidates/e2e/PAIR/` to listen to beside the
@@ -36,6 +42,7 @@ mod common;
 use std::io::Cursor;
 
 use podstitch::loudness::{Measures, Meter};
+use podstitch::settings::BumperLoudness;
 use podstitch::{Input, Outputs, Quiet, Report, Settings};
 
 use common::{
@@ -217,4 +224,38 @@ fn golden_loud_caller_and_quiet_response() {
     );
     check_outputs("loud-quiet", &out, &report);
     check_pair("loud-quiet", &out);
+}
+
+#[test]
+fn golden_keep_plays_the_bumpers_as_before() {
+    let settings = Settings {
+        bumper_loudness: BumperLoudness::Keep,
+        ..Settings::default()
+    };
+    let (out, _) = stitch_in_memory(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fixture("response.ogg")),
+        &settings,
+        &Quiet,
+    );
+    let rel = "e2e/webm-ogg-keep/episode.mp3";
+    let bytes = out.episode.get_ref();
+    if blessing() {
+        bless(rel, bytes);
+        return;
+    }
+    let golden = std::fs::read(golden_path(rel)).expect("the keep golden");
+    let (_, g) = decode_bytes(rel, golden);
+    let (_, c) = decode_bytes("episode", bytes.clone());
+    assert_eq!(g.frames(), c.frames(), "length");
+    let identical = g.planes() == c.planes();
+    let snr = snr_db(&g.planes(), &c.planes());
+    println!("webm-ogg-keep/episode.mp3: SNR {snr:.1} dB, decoded samples identical: {identical}");
+    if snr < MIN_SNR_DB {
+        let cand = write_candidate(rel, bytes);
+        panic!(
+            "{rel}: SNR {snr:.1} dB < {MIN_SNR_DB} dB\n    candidate: {}",
+            cand.display()
+        );
+    }
 }

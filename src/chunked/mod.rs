@@ -59,6 +59,7 @@ use crate::encode::{
     new_encoder, Mp3Settings, CHUNK,
 };
 use crate::error::{Error, Result, Stage};
+use crate::id3::Tag;
 use frames::{main_data_before, patch_info_tag, scan, Crc16, Frame, StreamFacts, TocSampler};
 
 /// Frames of real audio before its chunk that a chunk's encoder sees first,
@@ -339,10 +340,23 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
     /// Like [`new`](Self::new), with the chunking given.
     pub fn with_options(
         subject: &str,
+        sink: W,
+        settings: &Mp3Settings,
+        pool: &'p EncodePool,
+        options: &ChunkOptions,
+    ) -> Result<Self> {
+        Self::with_tag(subject, sink, settings, pool, options, &Tag::new())
+    }
+
+    /// Like [`with_options`](Self::with_options), with the frames of `tag`
+    /// in the ID3v2 tag after the encoder's.
+    pub fn with_tag(
+        subject: &str,
         mut sink: W,
         settings: &Mp3Settings,
         pool: &'p EncodePool,
         options: &ChunkOptions,
+        tag: &Tag,
     ) -> Result<Self> {
         // Builds (and drops) one encoder: the settings are checked exactly as
         // the chunk encoders will see them.
@@ -369,7 +383,7 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
         let reach: u64 = if mpeg1 { 511 } else { 255 };
         let hold = reach.div_ceil(area) + 1;
 
-        let (start, id3_len) = begin_stream(subject, &mut sink)?;
+        let (start, id3_len) = begin_stream(subject, &mut sink, tag)?;
         let subject: Arc<str> = Arc::from(subject);
         let channels = usize::from(settings.channels);
         let mut writer = ChunkedMp3Writer {

@@ -279,14 +279,19 @@ impl Meter {
     /// −70 LUFS set a relative gate 10 LU under their mean; the loudness is
     /// the mean of the blocks above both gates. −inf if none is.
     fn integrated(&self) -> f64 {
-        let n = (self.blocks.len() + 1).saturating_sub(GATING_BLOCKS);
-        let gating = (0..n).map(|j| window_mean(&self.blocks, j, GATING_BLOCKS));
-        let absolute = mean_square(ABSOLUTE_GATE_LUFS);
-        let Some(above) = gated_mean(gating.clone(), absolute) else {
-            return f64::NEG_INFINITY;
-        };
-        let relative = above * energy_ratio(RELATIVE_GATE_LU);
-        gated_mean(gating, absolute.max(relative)).map_or(f64::NEG_INFINITY, lufs)
+        integrated_from_blocks(&self.blocks)
+    }
+
+    /// The K-weighted mean square of every complete 100 ms block so far,
+    /// summed over channels (what integrated loudness is gated from).
+    pub fn block_energies(&self) -> &[f64] {
+        &self.blocks
+    }
+
+    /// Takes the block energies (see [`Meter::block_energies`]), leaving
+    /// none.
+    pub fn take_block_energies(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.blocks)
     }
 
     /// Loudness range (EBU Tech 3342) from the short-term loudness every
@@ -316,6 +321,22 @@ impl Meter {
         let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
         lufs(at(LRA_HIGH)) - lufs(at(LRA_LOW))
     }
+}
+
+/// Integrated loudness (BS.1770-4 Annex 1) of a series of 100 ms block
+/// energies (K-weighted mean squares summed over channels, as
+/// [`Meter::block_energies`] gives): the 400 ms gating blocks above
+/// −70 LUFS set a relative gate 10 LU under their mean; the loudness is the
+/// mean of the blocks above both gates. −inf if none is.
+pub fn integrated_from_blocks(blocks: &[f64]) -> f64 {
+    let n = (blocks.len() + 1).saturating_sub(GATING_BLOCKS);
+    let gating = (0..n).map(|j| window_mean(blocks, j, GATING_BLOCKS));
+    let absolute = mean_square(ABSOLUTE_GATE_LUFS);
+    let Some(above) = gated_mean(gating.clone(), absolute) else {
+        return f64::NEG_INFINITY;
+    };
+    let relative = above * energy_ratio(RELATIVE_GATE_LU);
+    gated_mean(gating, absolute.max(relative)).map_or(f64::NEG_INFINITY, lufs)
 }
 
 /// Mean of `len` block energies from `start`.
