@@ -150,6 +150,7 @@ fn measure_file(
                 .iter()
                 .map(|p| (p.start_s, p.duration_s))
                 .collect(),
+            ..Chart::default()
         });
     let analysis = Analysis {
         file: file.to_string(),

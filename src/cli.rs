@@ -172,6 +172,11 @@ pub struct StitchArgs {
     /// each output's figures.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Also draw the outputs as SVG into DIR: episode.svg (loudness over
+    /// time with the parts and crossfades marked), caller.svg and
+    /// response.svg (each recording before, with what was cut, and after).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
     /// Also write the episode's waveform data for a web player,
     /// DIR/episode.waveform.json (audiowaveform's JSON format, version 2).
     #[arg(long, value_name = "DIR")]

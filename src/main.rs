@@ -23,9 +23,10 @@ use interrupt::{clean_up_on_signal, ENDING};
 use podstitch::analyze::{analyze, analyze_with_chart, Analysis, ChartMarks};
 use podstitch::io::{partial_path, OUTPUT_FILES};
 use podstitch::job::WAVEFORM_FILE;
+use podstitch::plot::Chart;
 use podstitch::silence::SilenceSettings;
 use podstitch::spool::TempDir;
-use podstitch::{stitch_to_dir, Bumpers, Input, Observer, Report};
+use podstitch::{stitch_to_dir, Bumpers, Input, Observer, Report, Settings};
 
 /// Logs to stderr; draws one progress line there when it is a terminal
 /// (never into a pipe or a file), covering every long stage with an ETA.
@@ -169,6 +170,9 @@ fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
         .as_ref()
         .map(|dir| (dir.join(WAVEFORM_FILE), partial_path(dir, WAVEFORM_FILE)));
     partials.extend(waveform.iter().map(|(_, partial)| partial.clone()));
+    if let Some(dir) = &args.plot {
+        partials.extend(PLOT_FILES.map(|f| partial_path(dir, f)));
+    }
     clean_up_on_signal(vec![work.path().to_path_buf()], partials)?;
     let result = stitch_to_dir(
         &args.call,
@@ -189,6 +193,13 @@ fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
             path.display(),
             w.len(),
             w.samples_per_pixel
+        ));
+    }
+    if let Some(dir) = &args.plot {
+        plot_run(args, &settings, &report, dir)?;
+        obs.log(&format!(
+            "drew episode.svg, caller.svg and response.svg in {}",
+            dir.display()
         ));
     }
     if args.verbose {
@@ -218,6 +229,62 @@ fn write_atomically(path: &Path, partial: &Path, bytes: &[u8]) -> Result<(), Str
         let _ = std::fs::remove_file(partial);
         fail(e)
     })
+}
+
+/// The pictures `stitch --plot DIR` draws.
+const PLOT_FILES: [&str; 3] = ["episode.svg", "caller.svg", "response.svg"];
+
+/// `stitch --plot DIR`: the episode with its parts, and each recording
+/// before (with what was cut) and after.
+fn plot_run(
+    args: &StitchArgs,
+    settings: &Settings,
+    report: &Report,
+    dir: &Path,
+) -> Result<(), String> {
+    let silence = settings.silence.clone();
+    let marks = ChartMarks {
+        target: Some((settings.loudness.integrated_lufs, 1.0)),
+        ceiling_dbtp: settings.loudness.true_peak_dbtp,
+    };
+    let chart = |path: &Path, label: &str| -> Result<Chart, String> {
+        let name = path.display().to_string();
+        let (_, mut c) =
+            analyze_with_chart(&name, Input::Path(path.to_path_buf()), &silence, marks)
+                .map_err(|e| e.to_string())?;
+        c.title = format!("{label}: {}", c.title);
+        Ok(c)
+    };
+    let write = |file: &str, svg: String| {
+        let path = dir.join(file);
+        write_atomically(&path, &partial_path(dir, file), svg.as_bytes())
+    };
+    let mut episode = chart(&args.out.join(OUTPUT_FILES[0]), "episode")?;
+    episode.parts = report
+        .episode_parts
+        .iter()
+        .map(|p| (p.name.clone(), p.start_s, p.end_s))
+        .collect();
+    write("episode.svg", episode.to_svg())?;
+    for (name, input, segment, rec) in [
+        ("caller.svg", &args.call, OUTPUT_FILES[1], &report.caller),
+        (
+            "response.svg",
+            &args.response,
+            OUTPUT_FILES[2],
+            &report.response,
+        ),
+    ] {
+        let mut before = chart(input, "before")?;
+        before.removed = rec
+            .removed
+            .iter()
+            .map(|r| (r.start_s, r.duration_s))
+            .collect();
+        let after = chart(&args.out.join(segment), "after")?;
+        write(name, podstitch::plot::document(&[&before, &after]))?;
+    }
+    Ok(())
 }
 
 /// `-v`: each output's figures and each stage's time.

@@ -39,7 +39,9 @@ use crate::io::{
 use crate::limiter::{Limiter, MARGIN_DB};
 use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
 use crate::mixer::{mix, plan_fades, MixPart};
-use crate::report::{BumperReport, Observer, OutputReport, RecordingReport, Report, Timings};
+use crate::report::{
+    BumperReport, Observer, OutputReport, PartSpan, RecordingReport, Report, TimeSpan, Timings,
+};
 use crate::resample::Resample;
 use crate::settings::{load_cover, BumperLoudness, Settings};
 use crate::silence::{trimmed, SilenceSettings};
@@ -294,6 +296,14 @@ fn measure_and_spool(
         noise_floor_dbfs: front.threshold.floor_db,
         silence_threshold_db: front.threshold.threshold_db,
         threshold_adapted: front.threshold.adapted,
+        removed: std::iter::once((0, stats.leading_trimmed))
+            .chain(stats.cuts.iter().map(|c| (c.at, c.len)))
+            .filter(|&(_, len)| len > 0)
+            .map(|(at, len)| TimeSpan {
+                start_s: secs(at, rate),
+                duration_s: secs(len, rate),
+            })
+            .collect(),
         leading_trimmed_s: secs(stats.leading_trimmed, rate),
         pauses_shortened: stats.cuts.len(),
         pause_removed_s: secs(removed, rate),
@@ -1329,6 +1339,13 @@ pub fn stitch<S: Sink>(
             bumper_trim_db: trim,
             episode_predicted_lufs: predicted,
             chapters,
+            episode_parts: (0..5)
+                .map(|k| PartSpan {
+                    name: PART_NAMES[k].to_string(),
+                    start_s: secs(plan.offsets[k], settings.sample_rate),
+                    end_s: secs(plan.offsets[k] + plan.lens[k], settings.sample_rate),
+                })
+                .collect(),
             timings,
             episode_waveform: waveform,
         });

@@ -55,6 +55,11 @@ pub struct Chart {
     pub ceiling_dbtp: f64,
     /// Pauses over the limit: (start, length) in seconds.
     pub pauses: Vec<(f64, f64)>,
+    /// What was cut out of the recording: (start, length) in seconds.
+    pub removed: Vec<(f64, f64)>,
+    /// Parts of an episode: (name, start, end) in seconds; neighbours
+    /// overlap by their crossfade.
+    pub parts: Vec<(String, f64, f64)>,
 }
 
 /// x of time `t` seconds in a chart of `duration_s`.
@@ -76,19 +81,75 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Several charts one above the other in one SVG document (a recording
+/// before and after podstitch, say).
+pub fn document(charts: &[&Chart]) -> String {
+    let height = HEIGHT * charts.len().max(1) as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"{WIDTH}\" height=\"{height}\" fill=\"white\"/>\n"
+    );
+    for (k, c) in charts.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<g class=\"chart\" transform=\"translate(0 {})\">",
+            k as f64 * HEIGHT
+        );
+        s.push_str(&c.body());
+        s.push_str("</g>\n");
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 impl Chart {
     /// The chart as an SVG document.
     pub fn to_svg(&self) -> String {
+        document(&[self])
+    }
+
+    /// The chart's elements, in a box of [`WIDTH`] × [`HEIGHT`].
+    fn body(&self) -> String {
         let d = self.duration_s;
         let mut s = String::with_capacity(64 * 1024);
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-             viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-             <rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"white\"/>\n\
-             <text x=\"{LEFT}\" y=\"20\" font-size=\"13\">{}</text>\n",
+            "<text x=\"{LEFT}\" y=\"20\" font-size=\"13\">{}</text>",
             escape(&self.title)
         );
+        for (k, (name, start, end)) in self.parts.iter().enumerate() {
+            let (x0, x1) = (x_of(*start, d), x_of(*end, d));
+            let fill = if k % 2 == 0 { "#e8eef8" } else { "#f3ecdf" };
+            let _ = writeln!(
+                s,
+                "<rect class=\"part\" data-name=\"{}\" data-start-s=\"{start:.3}\" \
+                 data-end-s=\"{end:.3}\" x=\"{x0:.2}\" y=\"{:.0}\" width=\"{:.2}\" height=\"14\" \
+                 fill=\"{fill}\" stroke=\"#888\" stroke-width=\"0.5\"/>\n\
+                 <text x=\"{:.2}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+                escape(name),
+                BOTTOM - 14.0,
+                x1 - x0,
+                (x0 + x1) / 2.0,
+                BOTTOM - 3.0,
+                escape(name)
+            );
+        }
+        // Crossfades: where a part starts before the previous one ends.
+        for pair in self.parts.windows(2) {
+            let (start, end) = (pair[1].1, pair[0].2);
+            if end > start {
+                let (x0, x1) = (x_of(start, d), x_of(end, d));
+                let _ = writeln!(
+                    s,
+                    "<rect class=\"crossfade\" data-start-s=\"{start:.3}\" data-end-s=\"{end:.3}\" \
+                     x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#fd0\" \
+                     fill-opacity=\"0.35\"/>",
+                    x1 - x0,
+                    BOTTOM - TOP
+                );
+            }
+        }
         // Pauses first, under everything else.
         for &(start, len) in &self.pauses {
             let (x0, x1) = (x_of(start, d), x_of(start + len, d));
@@ -96,6 +157,16 @@ impl Chart {
                 s,
                 "<rect class=\"pause\" data-start-s=\"{start:.3}\" data-duration-s=\"{len:.3}\" \
                  x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#ddd\"/>",
+                x1 - x0,
+                BOTTOM - TOP
+            );
+        }
+        for &(start, len) in &self.removed {
+            let (x0, x1) = (x_of(start, d), x_of(start + len, d));
+            let _ = writeln!(
+                s,
+                "<rect class=\"removed\" data-start-s=\"{start:.3}\" data-duration-s=\"{len:.3}\" \
+                 x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#f4c7c3\"/>",
                 x1 - x0,
                 BOTTOM - TOP
             );
@@ -147,10 +218,11 @@ impl Chart {
             s,
             "<text x=\"{LEFT}\" y=\"{:.0}\"><tspan fill=\"#137\">— short-term (3 s)</tspan> \
              <tspan fill=\"#9bd\">— momentary (0.4 s)</tspan> <tspan fill=\"#c22\">| peak within \
-             {APPROACH_DB} dB of the ceiling</tspan> <tspan fill=\"#999\">▮ pause over the limit</tspan></text>",
-            HEIGHT - 6.0
+             {APPROACH_DB} dB of the ceiling</tspan> <tspan fill=\"#999\">▮ pause over the limit</tspan>{}{}</text>",
+            HEIGHT - 6.0,
+            if self.removed.is_empty() { "" } else { " <tspan fill=\"#d88\">▮ cut by podstitch</tspan>" },
+            if self.parts.len() > 1 { " <tspan fill=\"#cb0\">▮ crossfade</tspan>" } else { "" }
         );
-        s.push_str("</svg>\n");
         s
     }
 
@@ -253,6 +325,7 @@ mod tests {
             target: Some((-16.0, 1.0)),
             ceiling_dbtp: 0.0,
             pauses: vec![(0.2, 0.3)],
+            ..Chart::default()
         };
         let svg = chart.to_svg();
         assert_eq!(

@@ -73,6 +73,11 @@ pub struct RecordingReport {
     /// Passes through the limiter that calibration took (0 when no limiting
     /// was needed; usually 1).
     pub calibration_passes: u32,
+    /// What the silence stage removed, in the input's time: the leading
+    /// silence, then each shortened pause's removed stretch (not in the
+    /// JSON line, which gives the totals; `stitch --plot` draws it).
+    #[serde(skip)]
+    pub removed: Vec<TimeSpan>,
     /// Samples of the input that were NaN or infinite (replaced by 0; a
     /// file with more than `decode::MAX_NON_FINITE_FRACTION` of them is
     /// refused).
@@ -99,6 +104,28 @@ pub struct BumperReport {
     /// the offset, plus what the limiter takes back when the gain raises
     /// its peaks over the ceiling, plus the episode trim.
     pub gain_db: f64,
+}
+
+/// One part of the episode.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartSpan {
+    /// `intro`, `caller`, `interstitial`, `response` or `outro`.
+    pub name: String,
+    /// Where the part starts (its fade-in included), in seconds.
+    pub start_s: f64,
+    /// Where it ends (its fade-out included), in seconds.
+    pub end_s: f64,
+}
+
+/// A stretch of time in a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeSpan {
+    /// Start, in seconds.
+    pub start_s: f64,
+    /// Length, in seconds.
+    pub duration_s: f64,
 }
 
 /// Time spent in each stage, in seconds.
@@ -153,6 +180,10 @@ pub struct Report {
     pub episode_predicted_lufs: f64,
     /// The episode's chapters, as written in its ID3 tag.
     pub chapters: Vec<crate::id3::Chapter>,
+    /// Where each of the five parts (intro, caller, interstitial, response,
+    /// outro) lies in the episode, fades included: two neighbours overlap
+    /// by their crossfade.
+    pub episode_parts: Vec<PartSpan>,
     /// Times per stage.
     pub timings: Timings,
     /// The episode's waveform data when `Settings::waveform_pixels_per_second`

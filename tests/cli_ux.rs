@@ -413,3 +413,82 @@ fn progress_on_a_terminal_covers_every_long_stage() {
         assert!(screen.contains(needle), "{needle} missing from {screen:?}");
     }
 }
+
+/// Issue 16, item 1: `stitch --plot DIR` marks the episode's parts and
+/// crossfades where the decoded lengths of the bumpers and of the delivered
+/// segments, minus the 1 s fades, put them; each recording's picture shows
+/// before (with what was cut) and after.
+#[test]
+fn stitch_plot_marks_parts_where_the_decoded_lengths_put_them() {
+    let s = Scratch::new("stitchplot");
+    let (out, plots) = (s.0.join("out"), s.0.join("plots"));
+    let o = stitch(&out, &["-q", "--plot", plots.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON line");
+    let secs = |bytes: Vec<u8>| {
+        let (rate, b) = decode_bytes("part", bytes);
+        b.frames() as f64 / f64::from(rate)
+    };
+    let asset = |f: &str| {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(f)).expect(f)
+    };
+    let lens = [
+        secs(asset("intro.mp3")),
+        secs(std::fs::read(out.join("caller-segment.mp3")).expect("segment")),
+        secs(asset("interstitial.mp3")),
+        secs(std::fs::read(out.join("response-segment.mp3")).expect("segment")),
+        secs(asset("outro.mp3")),
+    ];
+    let svg = std::fs::read_to_string(plots.join("episode.svg")).expect("episode.svg");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let num =
+        |n: &roxmltree::Node, a: &str| -> f64 { n.attribute(a).expect(a).parse().expect("number") };
+    let parts: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("part"))
+        .collect();
+    assert_eq!(parts.len(), 5);
+    let mut start = 0.0;
+    for (k, p) in parts.iter().enumerate() {
+        assert!(
+            (num(p, "data-start-s") - start).abs() < 0.001,
+            "part {k} starts at {}, not {start}",
+            num(p, "data-start-s")
+        );
+        assert!(
+            (num(p, "data-end-s") - (start + lens[k])).abs() < 0.001,
+            "part {k} ends"
+        );
+        start += lens[k] - 1.0;
+    }
+    let fades: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("crossfade"))
+        .collect();
+    assert_eq!(fades.len(), 4);
+    for f in &fades {
+        assert!((num(f, "data-end-s") - num(f, "data-start-s") - 1.0).abs() < 0.001);
+    }
+    for (file, who) in [("caller.svg", "caller"), ("response.svg", "response")] {
+        let svg = std::fs::read_to_string(plots.join(file)).expect(file);
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+        let charts = doc
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("chart"))
+            .count();
+        assert_eq!(charts, 2, "{file}: before and after");
+        let removed: f64 = doc
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("removed"))
+            .map(|n| num(&n, "data-duration-s"))
+            .sum();
+        let r = &report[who];
+        let expected = r["leadingTrimmedS"].as_f64().expect("lead")
+            + r["pauseRemovedS"].as_f64().expect("pauses");
+        assert!(
+            (removed - expected).abs() < 0.01,
+            "{file}: {removed} s drawn as cut, {expected} s reported"
+        );
+        assert!(removed > 0.0, "{file}: the fixtures have silence to cut");
+    }
+}
