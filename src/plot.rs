@@ -103,6 +103,21 @@ pub fn document(charts: &[&Chart]) -> String {
     s
 }
 
+/// Full-height columns of `fill` for each (start, length) in seconds, with
+/// their times as `data-` attributes.
+fn columns(s: &mut String, class: &str, fill: &str, spans: &[(f64, f64)], d: f64) {
+    for &(start, len) in spans {
+        let (x0, x1) = (x_of(start, d), x_of(start + len, d));
+        let _ = writeln!(
+            s,
+            "<rect class=\"{class}\" data-start-s=\"{start:.3}\" data-duration-s=\"{len:.3}\" \
+             x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"{fill}\"/>",
+            x1 - x0,
+            BOTTOM - TOP
+        );
+    }
+}
+
 impl Chart {
     /// The chart as an SVG document.
     pub fn to_svg(&self) -> String {
@@ -150,27 +165,9 @@ impl Chart {
                 );
             }
         }
-        // Pauses first, under everything else.
-        for &(start, len) in &self.pauses {
-            let (x0, x1) = (x_of(start, d), x_of(start + len, d));
-            let _ = writeln!(
-                s,
-                "<rect class=\"pause\" data-start-s=\"{start:.3}\" data-duration-s=\"{len:.3}\" \
-                 x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#ddd\"/>",
-                x1 - x0,
-                BOTTOM - TOP
-            );
-        }
-        for &(start, len) in &self.removed {
-            let (x0, x1) = (x_of(start, d), x_of(start + len, d));
-            let _ = writeln!(
-                s,
-                "<rect class=\"removed\" data-start-s=\"{start:.3}\" data-duration-s=\"{len:.3}\" \
-                 x=\"{x0:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"#f4c7c3\"/>",
-                x1 - x0,
-                BOTTOM - TOP
-            );
-        }
+        // Pauses, and on top of them what was cut, under the curves.
+        columns(&mut s, "pause", "#ddd", &self.pauses, d);
+        columns(&mut s, "removed", "#f4c7c3", &self.removed, d);
         if let Some((target, tol)) = self.target {
             let (y0, y1) = (y_of(target + tol), y_of(target - tol));
             let _ = writeln!(
