@@ -160,6 +160,7 @@ fn run(bumpers: &[Vec<u8>; 3], settings: &Settings) -> (Outputs<Cursor<Vec<u8>>>
         &Quiet,
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    common::keep_outputs(&out);
     (out, report)
 }
 

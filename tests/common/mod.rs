@@ -21,7 +21,45 @@ pub fn stitch_in_memory(
     let mut out = Outputs::in_memory();
     let report = stitch(call, response, Bumpers::embedded(), &mut out, settings, obs)
         .unwrap_or_else(|e| panic!("{e}"));
+    keep_outputs(&out);
     (out, report)
+}
+
+/// With `PODSTITCH_KEEP_OUTPUTS=DIR`, writes the three outputs of a stitch
+/// into `DIR` as `TEST-N-NAME.mp3` (TEST is the test's name, N counts the
+/// test's stitches), so `sha256sum DIR/*` before and after a change shows
+/// whether it changed any byte (`scripts/output-hashes.sh`). Without the
+/// variable it does nothing.
+pub fn keep_outputs(out: &Outputs<Cursor<Vec<u8>>>) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static COUNT: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+    let Some(dir) = std::env::var_os("PODSTITCH_KEEP_OUTPUTS") else {
+        return;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    let n = {
+        let mut map = COUNT.lock().unwrap_or_else(|e| e.into_inner());
+        let c = map
+            .get_or_insert_with(HashMap::new)
+            .entry(test.clone())
+            .or_default();
+        *c += 1;
+        *c
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).expect("create the PODSTITCH_KEEP_OUTPUTS dir");
+    for (name, w) in [
+        ("episode", &out.episode),
+        ("caller-segment", &out.caller_segment),
+        ("response-segment", &out.response_segment),
+    ] {
+        let p = dir.join(format!("{test}-{n}-{name}.mp3"));
+        std::fs::write(&p, w.get_ref()).expect("write a kept output");
+    }
 }
 
 /// A file under `fixtures/`.
