@@ -1,5 +1,5 @@
 //! Synthesises podstitch's three original bumpers (intro, interstitial,
-//! outro) and encodes them with [`podstitch::encode::Mp3Writer`] as 44.1 kHz
+//! outro) and encodes them with [`podstitch::stages::Mp3Writer`] as 44.1 kHz
 //! stereo 128 kb/s MP3s.
 //!
 //! Run with `cargo run --release --example make_bumpers -- assets/`.
@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use podstitch::encode::{Mp3Settings, Mp3Writer};
+use podstitch::stages::{Mp3Settings, Mp3Writer};
 
 const RATE: u32 = 44_100;
 const SR: f32 = RATE as f32;
@@ -188,7 +188,7 @@ impl Song {
             self.r[i] *= g;
         }
         let mut meter =
-            podstitch::loudness::Meter::new(2, RATE, podstitch::loudness::Measures::INTEGRATED)
+            podstitch::stages::Meter::new(2, RATE, podstitch::stages::Measures::INTEGRATED)
                 .expect("a stereo 44.1 kHz meter");
         meter.add(&[&self.l, &self.r]).expect("finite samples");
         let lufs = meter.measurement().expect("a measurement").integrated_lufs;

@@ -5,10 +5,10 @@ use serde::Serialize;
 use crate::audio::{Block, Source};
 use crate::error::Result;
 use crate::io::Input;
-use crate::limiter::TruePeakMeter;
+use crate::dsp::limiter::TruePeakMeter;
 use crate::loudness::{Measures, Meter, HOP_SECONDS};
-use crate::plot::Chart;
-use crate::silence::{PauseFinder, SilenceSettings};
+use crate::report::plot::Chart;
+use crate::dsp::silence::{PauseFinder, SilenceSettings};
 
 /// One pause longer than the maximum.
 #[derive(Debug, Clone, PartialEq, Serialize)]

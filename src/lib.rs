@@ -1,36 +1,95 @@
-#![doc = include_str!("../README.md")]
+//! Podcast episodes from a caller's recording and the host's answer, in pure
+//! Rust: decode (WebM, Ogg, MP4, MP3, FLAC, WAV…), remove DC and rumble,
+//! trim the silences, level both voices to EBU R128, crossfade them between
+//! three bumpers, and encode the episode and both segments as gapless MP3s
+//! whose loudness, true peak and length are checked by decoding them again.
+//!
+//! ```no_run
+//! use podstitch::{stitch_to_dir, Bumpers, Input, Quiet, Settings};
+//!
+//! let report = stitch_to_dir(
+//!     Input::Path("caller.webm".into()),
+//!     Input::Path("response.ogg".into()),
+//!     Bumpers::embedded(),
+//!     std::path::Path::new("out"),
+//!     &Settings::default(),
+//!     &Quiet,
+//! )?;
+//! println!("{}", report.to_json_line());
+//! # Ok::<(), podstitch::Error>(())
+//! ```
+//!
+//! [`stitch`] does the same into any three [`Sink`]s (files, memory);
+//! [`Observer`] receives the log and the progress; [`analyze`] measures a
+//! file the way `podstitch analyze` does. [`stages`] holds the building
+//! blocks for those who compose a chain of their own.
+//!
+//! Cargo features: `cli` (the `podstitch` command: clap, signal-hook) and
+//! `job` (its sandbox job mode with the HTTP client: reqwest, rustls), both
+//! on by default. `default-features = false` builds this library alone.
+//! The command, the job contract and the design are described in the
+//! project's README and ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod ahead;
-pub mod analyze;
-pub mod audio;
-mod balance;
-pub mod calibrate;
-pub mod chunked;
-pub mod decode;
-pub mod encode;
-pub mod error;
-pub mod front;
-pub mod http;
-pub mod id3;
-pub mod io;
-pub mod job;
-pub mod limiter;
-pub mod loudness;
-pub mod mixer;
-pub mod pipeline;
-pub mod plot;
-pub mod report;
-pub mod resample;
-pub mod settings;
-pub mod silence;
-pub mod spool;
-mod verify;
-pub mod waveform;
+mod analyze;
+mod audio;
+mod decode;
+mod dsp;
+mod encode;
+mod error;
+mod io;
+mod loudness;
+mod pipeline;
+mod report;
+mod settings;
 
-pub use error::{Error, Result, Stage};
+pub use analyze::{analyze, analyze_with_chart, Analysis, ChartMarks};
+pub use dsp::silence::SilenceSettings;
+pub use encode::id3::Cover;
+pub use error::{Error, Stage};
 pub use io::{Bumpers, FileSink, Input, Outputs, Sink};
+pub use loudness::LoudnessSettings;
 pub use pipeline::{stitch, stitch_to_dir};
-pub use report::{Observer, Quiet, Report};
-pub use settings::{Limits, Settings};
+pub use report::plot::Chart;
+pub use report::waveform::Waveform;
+pub use report::{
+    BumperReport, Observer, OutputReport, PartSpan, Quiet, RecordingReport, Report, TimeSpan,
+    Timings,
+};
+pub use settings::{BumperLoudness, Limits, Mp3Options, Settings, Tags};
+
+/// The pipeline's building blocks, for those who compose a chain of their
+/// own: every stage reads planar [`Block`](stages::Block)s from a
+/// [`Source`](stages::Source) (or transforms them in place as a
+/// [`Processor`](stages::Processor)), so they chain by wrapping:
+///
+/// ```no_run
+/// use podstitch::stages::{Block, Decoder, Meter, Measures, Resample, Source};
+///
+/// let dec = Decoder::open_path("call", std::path::Path::new("call.webm"))?;
+/// let mut src = Resample::new(dec, 44_100, "call")?;
+/// let mut meter = Meter::new(src.channels(), 44_100, Measures::ALL)?;
+/// let mut block = Block::default();
+/// while src.read(&mut block)? {
+///     meter.add_block(&block)?;
+/// }
+/// println!("{:.1} LUFS", meter.measurement()?.integrated_lufs);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// What [`stitch`](crate::stitch) does with them, and why, is in the
+/// project's ARCHITECTURE.md.
+pub mod stages {
+    pub use crate::audio::{Block, MemorySource, Processor, Source};
+    pub use crate::decode::{decode_all, Decoder, MAX_NON_FINITE_FRACTION};
+    pub use crate::dsp::front::{Downmix, Downmixed, FrontAnalysis, HighPass};
+    pub use crate::dsp::limiter::Limiter;
+    pub use crate::dsp::mixer::{mix, plan_fades, MixPart};
+    pub use crate::dsp::resample::Resample;
+    pub use crate::dsp::silence::SilenceCutter;
+    pub use crate::encode::chunked::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
+    pub use crate::encode::{Mp3Settings, Mp3Writer};
+    pub use crate::loudness::{Measurement, Measures, Meter};
+    pub use crate::pipeline::spool::{SpoolReader, SpoolWriter, TempDir};
+}

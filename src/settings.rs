@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::id3::{image_mime, Cover};
+use crate::encode::id3::{image_mime, Cover};
 use crate::loudness::LoudnessSettings;
-use crate::silence::SilenceSettings;
+use crate::dsp::silence::SilenceSettings;
 
 /// MP3 options of one kind of output.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +23,7 @@ pub struct Settings {
     pub sample_rate: u32,
     /// Cut-off of the high-pass applied to the recordings (not the bumpers)
     /// before any decision, Hz (default 60; 0 turns it off): removes DC
-    /// offsets and rumble (see [`crate::front`]).
+    /// offsets and rumble (see [`crate::dsp::front`]).
     pub highpass_hz: f64,
     /// Silence trimming and pause shortening.
     pub silence: SilenceSettings,
@@ -45,7 +45,7 @@ pub struct Settings {
     /// Bounds on the inputs, checked before the expensive work where possible.
     pub limits: Limits,
     /// Waveform data of the episode for a web player, in points per second
-    /// (`None`, the default: none is made; see [`crate::waveform`]).
+    /// (`None`, the default: none is made; see [`crate::report::waveform`]).
     pub waveform_pixels_per_second: Option<u32>,
     /// The bumpers' loudness in the episode (default: gained to the target).
     pub bumper_loudness: BumperLoudness,
@@ -78,7 +78,7 @@ impl Default for BumperLoudness {
 /// Largest cover image accepted, in bytes (10 MiB). Podcast directories ask
 /// for far less (a 3000 × 3000 JPEG is typically under 1 MB); a larger file
 /// is most likely the wrong one.
-pub const MAX_COVER_BYTES: u64 = 10 << 20;
+pub(crate) const MAX_COVER_BYTES: u64 = 10 << 20;
 
 /// ID3 tags of the outputs; every one is optional (`None`: not written).
 /// The episode gets all of them; the segments get the artist, album and
@@ -166,11 +166,11 @@ impl Default for Settings {
 }
 
 /// The default chapter titles: intro, caller, interstitial, response, outro.
-pub const DEFAULT_CHAPTER_TITLES: [&str; 5] = ["Intro", "Question", "Interlude", "Answer", "Outro"];
+pub(crate) const DEFAULT_CHAPTER_TITLES: [&str; 5] = ["Intro", "Question", "Interlude", "Answer", "Outro"];
 
 /// Reads the cover at `path`: at most [`MAX_COVER_BYTES`], JPEG or PNG.
 /// Errors name the file, what is wrong and what would fix it.
-pub fn load_cover(path: &std::path::Path) -> Result<Cover> {
+pub(crate) fn load_cover(path: &std::path::Path) -> Result<Cover> {
     let name = format!("cover image ({})", path.display());
     let bad = |what: String| Error::Settings(format!("{name}: {what}"));
     let len = std::fs::metadata(path)
@@ -205,7 +205,7 @@ pub fn load_cover(path: &std::path::Path) -> Result<Cover> {
 }
 
 /// Sample rates MPEG-1/2/2.5 Layer III can carry.
-pub const MP3_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+pub(crate) const MP3_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
     if ok {

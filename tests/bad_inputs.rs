@@ -14,7 +14,7 @@
 use std::io::{Cursor, Read};
 use std::path::PathBuf;
 
-use podstitch::decode::Decoder;
+use podstitch::stages::Decoder;
 use podstitch::{
     stitch, stitch_to_dir, Bumpers, Error, Input, Outputs, Quiet, Report, Settings, Stage,
 };
@@ -116,9 +116,9 @@ fn an_html_error_page_or_json_instead_of_audio() {
 /// Decoded frames of `bytes`, or the error.
 fn decoded_frames(bytes: Vec<u8>) -> Result<u64, Error> {
     let mut d = Decoder::open_bytes("cut", bytes)?;
-    let mut b = podstitch::audio::Block::default();
+    let mut b = podstitch::stages::Block::default();
     let mut n = 0;
-    while podstitch::audio::Source::read(&mut d, &mut b)? {
+    while podstitch::stages::Source::read(&mut d, &mut b)? {
         n += b.frames() as u64;
     }
     Ok(n)

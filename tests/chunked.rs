@@ -11,9 +11,9 @@
 use std::io::Cursor;
 use std::time::Duration;
 
-use podstitch::chunked::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
-use podstitch::encode::{Mp3Settings, Mp3Writer};
-use podstitch::loudness::{Measures, Meter};
+use podstitch::stages::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
+use podstitch::stages::{Mp3Settings, Mp3Writer};
+use podstitch::stages::{Measures, Meter};
 use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, TrackType};

@@ -338,8 +338,8 @@ fn analyze_plot_is_svg_with_marks_where_the_signal_puts_them() {
     assert!((attr(p, "data-duration-s") - 3.0).abs() < 0.05);
     let duration = signal.len() as f64 / rate as f64;
     // Within the detector's resolution (its 20 ms window, 30 ms allowed).
-    let x = podstitch::plot::x_of(2.0, duration);
-    let slack = podstitch::plot::x_of(2.03, duration) - x;
+    let x = podstitch::Chart::x_of(2.0, duration);
+    let slack = podstitch::Chart::x_of(2.03, duration) - x;
     assert!(
         (attr(p, "x") - x).abs() < slack,
         "pause drawn at {} not {x}",
@@ -348,7 +348,7 @@ fn analyze_plot_is_svg_with_marks_where_the_signal_puts_them() {
     let target = &class("target")[0];
     assert_eq!(
         attr(target, "y1"),
-        (podstitch::plot::y_of(-16.0) * 100.0).round() / 100.0
+        (podstitch::Chart::y_of(-16.0) * 100.0).round() / 100.0
     );
     // One point per 100 ms in each series.
     for series in ["short-term", "momentary"] {

@@ -8,9 +8,9 @@
 use std::io::Cursor;
 use std::sync::Mutex;
 
-use podstitch::audio::{Block, Source};
-use podstitch::decode::{decode_all, Decoder, MAX_NON_FINITE_FRACTION};
-use podstitch::settings::Limits;
+use podstitch::stages::{Block, Source};
+use podstitch::stages::{decode_all, Decoder, MAX_NON_FINITE_FRACTION};
+use podstitch::Limits;
 use podstitch::{Input, Observer, Settings};
 
 mod common;

@@ -41,8 +41,8 @@ mod common;
 
 use std::io::Cursor;
 
-use podstitch::loudness::{Measures, Meter};
-use podstitch::settings::BumperLoudness;
+use podstitch::stages::{Measures, Meter};
+use podstitch::BumperLoudness;
 use podstitch::{Input, Outputs, Quiet, Report, Settings};
 
 use common::{

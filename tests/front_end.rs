@@ -4,8 +4,8 @@
 //! the test from the committed speech fixtures plus synthetic noise, offset
 //! or inversion, and checked against a known answer.
 
-use podstitch::analyze::analyze;
-use podstitch::silence::SilenceSettings;
+use podstitch::analyze;
+use podstitch::SilenceSettings;
 use podstitch::{Input, Quiet, Report, Settings, Stage};
 
 mod common;

@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use podstitch::analyze::analyze;
-use podstitch::audio::{Block, Source};
-use podstitch::decode::Decoder;
-use podstitch::silence::SilenceSettings;
+use podstitch::analyze;
+use podstitch::stages::{Block, Source};
+use podstitch::stages::Decoder;
+use podstitch::SilenceSettings;
 use podstitch::Input;
 
 /// Where the last panic happened (set by the test's panic hook).

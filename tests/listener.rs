@@ -19,8 +19,8 @@ mod common;
 use std::io::Cursor;
 
 use ebur128::{EbuR128, Mode};
-use podstitch::encode::{Mp3Settings, Mp3Writer};
-use podstitch::settings::{BumperLoudness, Tags};
+use podstitch::stages::{Mp3Settings, Mp3Writer};
+use podstitch::{BumperLoudness, Tags};
 use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Report, Settings};
 use symphonia::core::common::Limit;
 use symphonia::core::io::MediaSourceStream;

@@ -1,7 +1,7 @@
 //! Golden group 2: loudness conformance. The EBU Tech 3341 (loudness meters)
 //! and Tech 3342 (loudness range) minimum-requirement test signals are
 //! synthesised here (sines and tone sequences at the levels the specs give)
-//! and measured with `podstitch::loudness::Meter`, the meter every stage of
+//! and measured with `podstitch::stages::Meter`, the meter every stage of
 //! the pipeline uses. Tolerances are the specs': ±0.1 LU for integrated and
 //! short-term loudness, ±1 LU for the loudness range, +0.2/−0.4 dB for true
 //! peak.
@@ -17,7 +17,7 @@
 
 use std::f64::consts::PI;
 
-use podstitch::loudness::{Measurement, Measures, Meter};
+use podstitch::stages::{Measurement, Measures, Meter};
 
 /// A stereo signal (both channels equal unless built otherwise).
 struct Signal {

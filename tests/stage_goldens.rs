@@ -10,10 +10,11 @@
 
 mod common;
 
-use podstitch::audio::{Block, MemorySource};
-use podstitch::limiter::Limiter;
-use podstitch::mixer::{mix, plan_fades, MixPart};
-use podstitch::silence::{SilenceCutter, SilenceSettings};
+use podstitch::stages::{Block, MemorySource};
+use podstitch::stages::Limiter;
+use podstitch::stages::{mix, plan_fades, MixPart};
+use podstitch::stages::SilenceCutter;
+use podstitch::SilenceSettings;
 
 use common::{noise, StageGolden};
 

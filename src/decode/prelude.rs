@@ -33,7 +33,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use symphonia::core::io::MediaSource;
 
-use crate::chunked::frames::Header;
+use crate::encode::chunked::frames::Header;
 
 /// How many bytes after the tags are read ahead to recognise the layout.
 /// Big enough for a WAV's chunks before `data` (a `bext` or `LIST` chunk

@@ -18,7 +18,7 @@
 
 use crate::audio::{Block, Source};
 use crate::error::{Error, Result, Stage};
-use crate::limiter::TruePeakMeter;
+use crate::dsp::limiter::TruePeakMeter;
 
 use super::kweight::{self, KWeighting};
 use super::HOP_SECONDS;

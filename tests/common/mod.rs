@@ -5,10 +5,10 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use podstitch::analyze::analyze;
-use podstitch::audio::{Block, Source};
-use podstitch::decode::Decoder;
-use podstitch::silence::SilenceSettings;
+use podstitch::analyze;
+use podstitch::stages::{Block, Source};
+use podstitch::stages::Decoder;
+use podstitch::SilenceSettings;
 use podstitch::{stitch, Bumpers, Input, Observer, Outputs, Report, Settings};
 
 /// Stitches into memory with the embedded bumpers; panics with the error.

@@ -10,7 +10,7 @@
 //!
 //! * **One channel**: the average of left and right (what audiowaveform
 //!   does unless asked to split channels); the voices sit in the centre.
-//! * **100 points per second** by default ([`DEFAULT_PIXELS_PER_SECOND`]):
+//! * **100 points per second** by default ([`Waveform::DEFAULT_PIXELS_PER_SECOND`]):
 //!   441 samples per point at 44.1 kHz, 360,000 points for an hour. A
 //!   player zooms out by merging points; 100 per second is detailed enough
 //!   to see words.
@@ -20,15 +20,13 @@
 
 use std::fmt::Write as _;
 
-/// Points per second of audio unless configured otherwise.
-pub const DEFAULT_PIXELS_PER_SECOND: u32 = 100;
 
 /// The format version written (audiowaveform's JSON with `channels`).
 const VERSION: u32 = 2;
 
 /// Accumulates the minimum and maximum of each point of a stream.
 #[derive(Debug, Clone)]
-pub struct Waveform {
+pub(crate) struct WaveformBuilder {
     sample_rate: u32,
     samples_per_pixel: u32,
     /// Interleaved min/max per finished point, as 8-bit values.
@@ -39,12 +37,12 @@ pub struct Waveform {
     max: f32,
 }
 
-impl Waveform {
+impl WaveformBuilder {
     /// An empty waveform of `pixels_per_second` points per second of audio
     /// at `sample_rate` (at least one sample per point).
     pub fn new(sample_rate: u32, pixels_per_second: u32) -> Self {
         let samples_per_pixel = (sample_rate / pixels_per_second.max(1)).max(1);
-        Waveform {
+        WaveformBuilder {
             sample_rate,
             samples_per_pixel,
             data: Vec::new(),
@@ -84,11 +82,11 @@ impl Waveform {
 
     /// Ends the stream (a last, shorter point is kept) and returns the
     /// finished waveform.
-    pub fn finish(mut self) -> FinishedWaveform {
+    pub fn finish(mut self) -> Waveform {
         if self.filled > 0 {
             self.close_point();
         }
-        FinishedWaveform {
+        Waveform {
             sample_rate: self.sample_rate,
             samples_per_pixel: self.samples_per_pixel,
             data: self.data,
@@ -103,7 +101,7 @@ fn to_i8(v: f32) -> i8 {
 
 /// A complete waveform, ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FinishedWaveform {
+pub struct Waveform {
     /// Sample rate of the audio it describes.
     pub sample_rate: u32,
     /// Samples per point.
@@ -112,7 +110,10 @@ pub struct FinishedWaveform {
     pub data: Vec<i8>,
 }
 
-impl FinishedWaveform {
+impl Waveform {
+    /// Points per second of audio unless configured otherwise.
+    pub const DEFAULT_PIXELS_PER_SECOND: u32 = 100;
+
     /// Number of points.
     pub fn len(&self) -> usize {
         self.data.len() / 2
@@ -150,7 +151,7 @@ mod tests {
 
     #[test]
     fn points_hold_the_min_and_max_of_the_channel_average() {
-        let mut w = Waveform::new(1000, 100); // 10 samples per point
+        let mut w = WaveformBuilder::new(1000, 100); // 10 samples per point
         assert_eq!(w.samples_per_pixel(), 10);
         let left: Vec<f32> = (0..25).map(|i| i as f32 / 25.0).collect();
         let right: Vec<f32> = left.iter().map(|v| -v).collect();
@@ -160,7 +161,7 @@ mod tests {
         assert_eq!(f.len(), 3, "two full points and a last short one");
         assert!(f.data.iter().all(|&v| v == 0));
         // ...in-phase keeps the level; fed in uneven pieces.
-        let mut w = Waveform::new(1000, 100);
+        let mut w = WaveformBuilder::new(1000, 100);
         for piece in left.chunks(7) {
             w.add(&[piece, piece]);
         }
@@ -170,7 +171,7 @@ mod tests {
 
     #[test]
     fn json_is_audiowaveform_version_2() {
-        let mut w = Waveform::new(44_100, DEFAULT_PIXELS_PER_SECOND);
+        let mut w = WaveformBuilder::new(44_100, Waveform::DEFAULT_PIXELS_PER_SECOND);
         let tone: Vec<f32> = (0..44_100)
             .map(|i| (i as f32 * 0.05).sin() * if i < 22_050 { 1.0 } else { 0.25 })
             .collect();
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn empty_stream_has_no_points() {
-        let f = Waveform::new(44_100, 100).finish();
+        let f = WaveformBuilder::new(44_100, 100).finish();
         assert!(f.is_empty());
         assert!(f.to_json().ends_with("\"length\":0,\"data\":[]}"));
     }

@@ -4,7 +4,7 @@
 //!    measured and spooled; gained to the target (see `balance.rs`).
 //! 2. First pass, both recordings in parallel: decode → high-pass →
 //!    resample, spooled untrimmed while the downmix and the noise floor are
-//!    analysed (see [`crate::front`]); then that spool → downmix → trim
+//!    analysed (see [`crate::dsp::front`]); then that spool → downmix → trim
 //!    silence at the chosen threshold, spooled again while the loudness
 //!    meter measures it.
 //! 3. Gain plan: one linear gain, or the leveller's curve when the loudness
@@ -18,36 +18,42 @@
 //! 5. Verification: each finished MP3 is decoded and measured; if a true peak
 //!    is over the ceiling, step 3–4 run again with more headroom.
 
+
+pub(crate) mod balance;
+pub(crate) mod calibrate;
+pub(crate) mod spool;
+mod verify;
+
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Instant;
 
-use crate::ahead::read_ahead;
+use crate::audio::ahead::read_ahead;
 use crate::audio::{Block, Mono, Processed, Source};
-use crate::balance::{bumper_trim, predict_episode, PartEnergy};
-use crate::calibrate::{predicted_gain, HopStats};
-use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
+use crate::pipeline::balance::{bumper_trim, predict_episode, PartEnergy};
+use crate::pipeline::calibrate::{predicted_gain, HopStats};
+use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::Mp3Settings;
 use crate::error::{Error, Result, Stage};
-use crate::front::{
+use crate::dsp::front::{
     Downmix, Downmixed, FrontAnalysis, HighPass, Threshold, DIGITAL_SILENCE_DB, MIN_SOUND_S,
 };
-use crate::id3::{Chapter, Cover, Tag};
+use crate::encode::id3::{Chapter, Cover, Tag};
 use crate::io::{
     partial_path, remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES,
 };
-use crate::limiter::{Limiter, MARGIN_DB};
+use crate::dsp::limiter::{Limiter, MARGIN_DB};
 use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
-use crate::mixer::{mix, plan_fades, MixPart};
+use crate::dsp::mixer::{mix, plan_fades, MixPart};
 use crate::report::{
     BumperReport, Observer, OutputReport, PartSpan, RecordingReport, Report, TimeSpan, Timings,
 };
-use crate::resample::Resample;
+use crate::dsp::resample::Resample;
 use crate::settings::{load_cover, BumperLoudness, Settings};
-use crate::silence::{trimmed, SilenceSettings};
-use crate::spool::{SpoolReader, SpoolWriter, TempDir};
-use crate::verify::{check_tag, decode_stream, tee, WriteSeek};
-use crate::waveform::{FinishedWaveform, Waveform};
+use crate::dsp::silence::{trimmed, SilenceSettings};
+use crate::pipeline::spool::{SpoolReader, SpoolWriter, TempDir};
+use crate::pipeline::verify::{check_tag, decode_stream, tee, WriteSeek};
+use crate::report::waveform::{Waveform, WaveformBuilder};
 
 /// A source read through a true-peak [`Limiter`] (same length, aligned).
 pub type Limited<S> = Processed<S, Limiter>;
@@ -138,7 +144,7 @@ fn secs(frames: u64, rate: u32) -> f64 {
     frames as f64 / f64::from(rate)
 }
 
-/// The front end's decisions about one recording (see [`crate::front`]).
+/// The front end's decisions about one recording (see [`crate::dsp::front`]).
 struct FrontEnd {
     downmix: Downmix,
     correlation: Option<f64>,
@@ -349,7 +355,7 @@ const MAX_PASSES: u32 = 6;
 const MAX_MISS_LU: f64 = 0.3;
 
 /// Finds the gain that puts the limited recording on target and spools the
-/// limited recording (see [`crate::calibrate`]): one pass of gain → limiter
+/// limited recording (see [`crate::pipeline::calibrate`]): one pass of gain → limiter
 /// → meter at the predicted gain, then a trim after the limiter, or more
 /// passes with secant steps when the pass came out under the target or more
 /// than [`MAX_TRIM_DB`] over it (at most [`MAX_PASSES`]). A recording that
@@ -799,12 +805,12 @@ fn encode_episode(
     pool: &EncodePool,
     tag: &Tag,
     obs: &dyn Observer,
-    waveform: &mut Option<FinishedWaveform>,
+    waveform: &mut Option<Waveform>,
 ) -> Result<(u64, u64)> {
     let rate = settings.sample_rate;
     let mut wave = settings
         .waveform_pixels_per_second
-        .map(|pps| Waveform::new(rate, pps));
+        .map(|pps| WaveformBuilder::new(rate, pps));
     let mp3 = Mp3Settings {
         bitrate_kbps: settings.episode_mp3.bitrate_kbps,
         channels: 2,
@@ -896,7 +902,7 @@ fn encode_episode(
     done += buf[0].len() as u64;
     obs.progress(done, total);
     let bytes = w.finish()?.1;
-    *waveform = wave.map(Waveform::finish);
+    *waveform = wave.map(WaveformBuilder::finish);
     Ok((bytes, done))
 }
 
@@ -1003,7 +1009,7 @@ fn bumper_gains(
         let Some(more) = more else {
             break (levels, predicted);
         };
-        let bound = crate::balance::MAX_TRIM_DB;
+        let bound = crate::pipeline::balance::MAX_TRIM_DB;
         let next = (trim + more).clamp(-bound, bound);
         if (next - trim).abs() < 1e-3 {
             break (levels, predicted);
@@ -1026,7 +1032,7 @@ fn bumper_gains(
 
 /// Encodes one output into `sink` with `encode` (which returns the bytes and
 /// frames written) and, unless verification is off, verifies it while it is
-/// written (see [`crate::verify`]). Also returns how long the verification
+/// written (see [`crate::pipeline::verify`]). Also returns how long the verification
 /// went on after the encoding had ended.
 fn render_output<S: Sink>(
     name: &str,

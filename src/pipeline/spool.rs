@@ -3,7 +3,7 @@
 //!
 //! The first pass decodes and resamples each recording once and spools it
 //! untrimmed (for the front end's whole-recording decisions, see
-//! [`crate::front`]), then trims that and spools the result (32-bit float, little-endian, interleaved) to disk while it
+//! [`crate::dsp::front`]), then trims that and spools the result (32-bit float, little-endian, interleaved) to disk while it
 //! measures it; the second pass and the loudness calibration read the spool.
 //! So an input is decoded once, may come from a one-shot reader, and memory
 //! stays bounded whatever its length.

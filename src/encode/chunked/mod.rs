@@ -59,7 +59,7 @@ use crate::encode::{
     new_encoder, Mp3Settings, CHUNK,
 };
 use crate::error::{Error, Result, Stage};
-use crate::id3::Tag;
+use crate::encode::id3::Tag;
 use frames::{main_data_before, patch_info_tag, scan, Crc16, Frame, StreamFacts, TocSampler};
 
 /// Frames of real audio before its chunk that a chunk's encoder sees first,

@@ -7,7 +7,12 @@
 //! `call-kent-audio-cli` it runs `job` with no arguments needed.
 
 mod cli;
+#[cfg(feature = "job")]
+mod http;
 mod interrupt;
+#[cfg(feature = "job")]
+mod job;
+#[cfg(feature = "job")]
 mod jobproc;
 
 use std::io::{IsTerminal, Write};
@@ -20,13 +25,22 @@ use std::time::Instant;
 use clap::{CommandFactory, Parser};
 use cli::{AnalyzeArgs, Cli, Command, StitchArgs};
 use interrupt::{clean_up_on_signal, ENDING};
-use podstitch::analyze::{analyze, analyze_with_chart, Analysis, ChartMarks};
-use podstitch::io::{partial_path, OUTPUT_FILES};
-use podstitch::job::WAVEFORM_FILE;
-use podstitch::plot::Chart;
-use podstitch::silence::SilenceSettings;
-use podstitch::spool::TempDir;
-use podstitch::{stitch_to_dir, Bumpers, Input, Observer, Report, Settings};
+use podstitch::stages::TempDir;
+use podstitch::{
+    analyze, analyze_with_chart, stitch_to_dir, Analysis, Bumpers, Chart, ChartMarks, FileSink,
+    Input, Observer, Report, Settings, SilenceSettings,
+};
+
+/// The episode's file names in an output directory.
+const OUTPUT_FILES: [&str; 3] = FileSink::OUTPUT_FILES;
+
+/// The waveform file's name in the output directory (`--waveform`, and the
+/// job's upload).
+pub(crate) const WAVEFORM_FILE: &str = "episode.waveform.json";
+
+fn partial_path(out_dir: &Path, file: &str) -> PathBuf {
+    FileSink::partial_path(out_dir, file)
+}
 
 /// Logs to stderr; draws one progress line there when it is a terminal
 /// (never into a pipe or a file), covering every long stage with an ETA.
@@ -282,7 +296,7 @@ fn plot_run(
             .map(|r| (r.start_s, r.duration_s))
             .collect();
         let after = chart(&args.out.join(segment), "after")?;
-        write(name, podstitch::plot::document(&[&before, &after]))?;
+        write(name, Chart::document(&[&before, &after]))?;
     }
     Ok(())
 }
@@ -396,10 +410,12 @@ fn print_bytes(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// The name the sandbox image runs the binary under.
+#[cfg(feature = "job")]
 const JOB_NAME: &str = "call-kent-audio-cli";
 
-fn main() -> ExitCode {
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+/// Started as [`JOB_NAME`], the command runs `job`.
+#[cfg(feature = "job")]
+fn job_mode(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let invoked_as = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
@@ -407,6 +423,13 @@ fn main() -> ExitCode {
     if invoked_as {
         args.insert(1, "job".into());
     }
+    args
+}
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    #[cfg(feature = "job")]
+    let args = job_mode(args);
     let cli = Cli::parse_from(args);
     let obs = Stderr::new(
         std::io::stderr().is_terminal(),
@@ -415,6 +438,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Stitch(a) => run_stitch(a, &obs),
         Command::Analyze(a) => run_analyze(a),
+        #[cfg(feature = "job")]
         Command::Job(a) => return jobproc::run(a, &obs),
         Command::Completions { shell } => {
             // Generated into memory: clap_complete panics on a write error.

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
+use podstitch::{stitch_to_dir, Bumpers, FileSink, Observer, Settings, Waveform};
+
 use crate::http::{parse_url, redact, Http, HttpSettings};
-use crate::io::{Bumpers, OUTPUT_FILES};
-use crate::pipeline::stitch_to_dir;
-use crate::report::Observer;
-use crate::settings::{load_cover, Settings};
+use crate::WAVEFORM_FILE;
+
+const OUTPUT_FILES: [&str; 3] = FileSink::OUTPUT_FILES;
 
 /// The required variables, in the order they are checked.
 pub const REQUIRED_ENV: [&str; 7] = [
@@ -73,9 +74,7 @@ fn tags_from_env(
     }
     t.comment = t.comment.take().or_else(|| get(4));
     t.cover = t.cover.take().or_else(|| get(5).map(PathBuf::from));
-    if let Some(cover) = &t.cover {
-        load_cover(cover).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
-    }
+    // The cover itself is checked with the other settings (`validate`).
     Ok(())
 }
 
@@ -99,8 +98,6 @@ const JSON_TYPE: &str = "application/json";
 /// data (audiowaveform JSON); absent or empty: no waveform is made.
 pub const WAVEFORM_ENV: &str = "EPISODE_WAVEFORM_UPLOAD_URL";
 
-/// The waveform file's name in the output directory.
-pub const WAVEFORM_FILE: &str = "episode.waveform.json";
 
 /// Why the job failed; decides the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +210,7 @@ pub fn configure(
     if waveform_url.is_none() {
         settings.waveform_pixels_per_second = None;
     } else if settings.waveform_pixels_per_second.is_none() {
-        settings.waveform_pixels_per_second = Some(crate::waveform::DEFAULT_PIXELS_PER_SECOND);
+        settings.waveform_pixels_per_second = Some(Waveform::DEFAULT_PIXELS_PER_SECOND);
     }
     let assets_dir = over
         .assets_dir
@@ -301,7 +298,7 @@ pub fn run(
         Bumpers::from_dir(&cfg.assets_dir).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
     // Errors name the recordings by their (redacted) URLs, not by the
     // temporary files they were downloaded to.
-    let readable = |e: crate::Error| {
+    let readable = |e: podstitch::Error| {
         let msg = e
             .to_string()
             .replace(&call.display().to_string(), &redact(&cfg.call_url))

@@ -1,9 +1,13 @@
 //! What a run did and what it produced, serialisable as the one JSON line
 //! the command prints.
 
+
+pub(crate) mod plot;
+pub(crate) mod waveform;
+
 use serde::Serialize;
 
-use crate::waveform::FinishedWaveform;
+use crate::report::waveform::Waveform;
 
 /// Figures of one finished output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,7 +183,7 @@ pub struct Report {
     /// LUFS (`episode.integratedLufs` is the measured one).
     pub episode_predicted_lufs: f64,
     /// The episode's chapters, as written in its ID3 tag.
-    pub chapters: Vec<crate::id3::Chapter>,
+    pub chapters: Vec<crate::encode::id3::Chapter>,
     /// Where each of the five parts (intro, caller, interstitial, response,
     /// outro) lies in the episode, fades included: two neighbours overlap
     /// by their crossfade.
@@ -188,9 +192,9 @@ pub struct Report {
     pub timings: Timings,
     /// The episode's waveform data when `Settings::waveform_pixels_per_second`
     /// asked for it (not part of the JSON line: write it with
-    /// [`FinishedWaveform::to_json`]).
+    /// [`Waveform::to_json`]).
     #[serde(skip)]
-    pub episode_waveform: Option<FinishedWaveform>,
+    pub episode_waveform: Option<Waveform>,
 }
 
 impl Report {

@@ -1,15 +1,18 @@
 //! Command-line flags, parsed into plain values and turned into [`Settings`].
 
 use std::path::PathBuf;
+#[cfg(feature = "job")]
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use podstitch::http::HttpSettings;
-use podstitch::job::Overrides;
-use podstitch::loudness::LoudnessSettings;
-use podstitch::settings::{BumperLoudness, Mp3Options, Tags};
-use podstitch::silence::SilenceSettings;
-use podstitch::{Limits, Settings};
+use podstitch::{
+    BumperLoudness, Limits, LoudnessSettings, Mp3Options, Settings, SilenceSettings, Tags, Waveform,
+};
+
+#[cfg(feature = "job")]
+use crate::http::HttpSettings;
+#[cfg(feature = "job")]
+use crate::job::Overrides;
 
 /// podstitch: stitch a caller's question and the host's answer into a podcast episode.
 #[derive(Debug, Parser)]
@@ -33,6 +36,7 @@ pub enum Command {
     /// both recordings, stitch, upload the three MP3s, print one JSON line.
     /// Run as `call-kent-audio-cli` (a link to this binary) it needs no
     /// arguments. Flags win over the environment.
+    #[cfg(feature = "job")]
     Job(JobArgs),
     /// Print a shell completion script to stdout, e.g.
     /// `podstitch completions bash > /etc/bash_completion.d/podstitch`.
@@ -46,6 +50,7 @@ pub enum Command {
 }
 
 /// Flags of `job`: each may replace its environment variable.
+#[cfg(feature = "job")]
 #[derive(Debug, Args)]
 pub struct JobArgs {
     /// Draft id [env: CALL_KENT_AUDIO_DRAFT_ID].
@@ -96,6 +101,7 @@ pub struct JobArgs {
     pub settings: SettingsArgs,
 }
 
+#[cfg(feature = "job")]
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
     if v.is_finite() && v > 0.0 && v < 1e7 {
         Ok(Duration::from_secs_f64(v))
@@ -106,6 +112,7 @@ fn secs(name: &str, v: f64) -> Result<Duration, String> {
     }
 }
 
+#[cfg(feature = "job")]
 impl JobArgs {
     /// The flag values that replace environment variables.
     pub fn overrides(&self) -> Overrides {
@@ -286,7 +293,7 @@ pub struct SettingsArgs {
     pub max_sample_rate: u32,
     /// Points per second of the episode's waveform data (made only with
     /// `stitch --waveform DIR`, or in the job with EPISODE_WAVEFORM_UPLOAD_URL).
-    #[arg(long, value_name = "N", default_value_t = podstitch::waveform::DEFAULT_PIXELS_PER_SECOND)]
+    #[arg(long, value_name = "N", default_value_t = Waveform::DEFAULT_PIXELS_PER_SECOND)]
     pub waveform_pps: u32,
     /// Bumpers' loudness relative to the target, LU, or `keep` to play them as mastered.
     #[arg(long, value_name = "LU|keep", default_value = "0", value_parser = parse_bumper_loudness, allow_hyphen_values = true)]
@@ -440,6 +447,7 @@ mod tests {
         assert_eq!(args.settings.to_settings(), Settings::default());
     }
 
+    #[cfg(feature = "job")]
     #[test]
     fn job_flag_defaults_are_the_contract() {
         let cli = Cli::parse_from(["podstitch", "job"]);

@@ -4,7 +4,7 @@
 //! MP3 and writes the bytes to its sink as they come, so memory does not grow
 //! with the length of the programme. Every file it writes is laid out as:
 //!
-//! 1. an ID3v2.4 tag ([`crate::id3`]) whose first frame is a `TSSE`
+//! 1. an ID3v2.4 tag ([`crate::encode::id3`]) whose first frame is a `TSSE`
 //!    (encoder) naming podstitch and the LAME version, followed by whatever
 //!    the caller adds (title, cover, chapters: [`Mp3Writer::with_tag`]). We write this tag ourselves: the `Id3Tag` of
 //!    `mp3lame-encoder` has no encoder field, and LAME's own tag would name
@@ -23,6 +23,10 @@
 //! the MP3 (the pipeline's limiter must leave the headroom for the codec's
 //! overshoot).
 
+
+pub(crate) mod chunked;
+pub(crate) mod id3;
+
 use std::io::{Seek, SeekFrom, Write};
 
 use mp3lame_encoder::{
@@ -30,7 +34,7 @@ use mp3lame_encoder::{
 };
 
 use crate::error::{Error, Result, Stage};
-use crate::id3::{Tag, MAX_TAG_BYTES};
+use crate::encode::id3::{Tag, MAX_TAG_BYTES};
 
 /// Frames handed to LAME per call; bounds the scratch buffers.
 pub(crate) const CHUNK: usize = 4096;

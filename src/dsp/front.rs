@@ -48,7 +48,7 @@
 
 use crate::audio::{Block, Processor, Source};
 use crate::error::Result;
-use crate::silence::SilenceSettings;
+use crate::dsp::silence::SilenceSettings;
 
 /// A 2nd-order Butterworth high-pass per channel (transposed direct form
 /// II, `f64` state: at 60 Hz and 44.1 kHz the poles sit within 0.01 of the

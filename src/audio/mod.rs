@@ -5,6 +5,9 @@
 //! per-sample loops in the stages are plain slice loops the compiler can
 //! vectorise. Blocks are allocated once per stage and reused.
 
+
+pub(crate) mod ahead;
+
 use crate::error::Result;
 
 /// Planar block of `f32` samples, nominally in [-1, 1].

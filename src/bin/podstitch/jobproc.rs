@@ -9,11 +9,11 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Instant;
 
-use podstitch::job::{self, FailureKind};
-use podstitch::spool::TempDir;
+use podstitch::stages::TempDir;
 use podstitch::Observer;
 
 use crate::cli::JobArgs;
+use crate::job::{self, FailureKind};
 use crate::interrupt::{clean_up_on_signal, ENDING};
 
 /// What reaching the deadline means, which depends on whether the uploads

@@ -63,12 +63,12 @@ pub struct Chart {
 }
 
 /// x of time `t` seconds in a chart of `duration_s`.
-pub fn x_of(t: f64, duration_s: f64) -> f64 {
+fn x_of(t: f64, duration_s: f64) -> f64 {
     LEFT + (RIGHT - LEFT) * (t / duration_s.max(1e-9)).clamp(0.0, 1.0)
 }
 
 /// y of `db` on the decibel axis.
-pub fn y_of(db: f64) -> f64 {
+fn y_of(db: f64) -> f64 {
     let f = ((db - FLOOR_DB) / (TOP_DB - FLOOR_DB)).clamp(0.0, 1.0);
     BOTTOM - (BOTTOM - TOP) * f
 }
@@ -82,8 +82,8 @@ fn escape(s: &str) -> String {
 }
 
 /// Several charts one above the other in one SVG document (a recording
-/// before and after podstitch, say).
-pub fn document(charts: &[&Chart]) -> String {
+/// before and after podstitch, say): [`Chart::document`].
+fn document(charts: &[&Chart]) -> String {
     let height = HEIGHT * charts.len().max(1) as f64;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
@@ -119,6 +119,23 @@ fn columns(s: &mut String, class: &str, fill: &str, spans: &[(f64, f64)], d: f64
 }
 
 impl Chart {
+    /// Several charts one above the other in one SVG document (a
+    /// recording before and after podstitch, say).
+    pub fn document(charts: &[&Chart]) -> String {
+        document(charts)
+    }
+
+    /// The x coordinate, in the SVG, of time `t` seconds in a chart of
+    /// `duration_s`.
+    pub fn x_of(t: f64, duration_s: f64) -> f64 {
+        x_of(t, duration_s)
+    }
+
+    /// The y coordinate, in the SVG, of `db` on the decibel axis.
+    pub fn y_of(db: f64) -> f64 {
+        y_of(db)
+    }
+
     /// The chart as an SVG document.
     pub fn to_svg(&self) -> String {
         document(&[self])

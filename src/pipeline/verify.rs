@@ -271,8 +271,8 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    use crate::chunked::tests::signal;
-    use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
+    use crate::encode::chunked::tests::signal;
+    use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
     use crate::encode::{Mp3Settings, Mp3Writer};
     use crate::loudness::measure;
 
