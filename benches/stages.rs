@@ -24,19 +24,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use ebur128::{EbuR128, Mode};
-use podstitch::stages::Processor;
-use podstitch::stages::{Block, MemorySource, Source};
-use podstitch::stages::{ChunkOptions, ChunkedMp3Writer, EncodePool};
+use podstitch::internals::{mix, plan_fades, MixPart};
+use podstitch::internals::{ChunkOptions, ChunkedMp3Writer, EncodePool};
+use podstitch::internals::{Downmix, Downmixed, FrontAnalysis};
+use podstitch::internals::{SpoolReader, SpoolWriter};
 use podstitch::stages::Decoder;
-use podstitch::stages::{Mp3Settings, Mp3Writer};
-use podstitch::stages::{Downmix, Downmixed, FrontAnalysis, HighPass};
+use podstitch::stages::HighPass;
 use podstitch::stages::Limiter;
-use podstitch::stages::{Measures, Meter};
-use podstitch::stages::{mix, plan_fades, MixPart};
+use podstitch::stages::Processor;
 use podstitch::stages::Resample;
 use podstitch::stages::SilenceCutter;
+use podstitch::stages::TempDir;
+use podstitch::stages::{Block, MemorySource, Source};
+use podstitch::stages::{Measures, Meter};
+use podstitch::stages::{Mp3Format, Mp3Writer};
+use podstitch::Mp3Options;
 use podstitch::SilenceSettings;
-use podstitch::stages::{SpoolReader, SpoolWriter, TempDir};
 use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Settings};
 
 const RATE: u32 = 44100;
@@ -318,11 +321,13 @@ fn main() {
         ("encode stereo 128 kb/s q3", 2, 128),
     ] {
         bench(label, secs, || {
-            let s = Mp3Settings {
-                bitrate_kbps: kbps,
+            let s = Mp3Format {
+                options: Mp3Options {
+                    bitrate_kbps: kbps,
+                    quality: 3,
+                },
                 channels: ch,
                 sample_rate: RATE,
-                quality: 3,
             };
             let mut w =
                 Mp3Writer::new("bench", Cursor::new(Vec::new()), &s).expect("valid settings");
@@ -341,11 +346,13 @@ fn main() {
     // The chunked (parallel) writer against the single encoder above: one
     // stereo stream, 20 s chunks (the default) and 5 s chunks (more of them,
     // so a 60 s input shows how the pool scales).
-    let episode = Mp3Settings {
-        bitrate_kbps: 128,
+    let episode = Mp3Format {
+        options: Mp3Options {
+            bitrate_kbps: 128,
+            quality: 3,
+        },
         channels: 2,
         sample_rate: RATE,
-        quality: 3,
     };
     for threads in [1, 2] {
         let pool = EncodePool::new(threads).expect("threads start");

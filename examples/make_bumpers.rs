@@ -14,7 +14,8 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use podstitch::stages::{Mp3Settings, Mp3Writer};
+use podstitch::stages::{Mp3Format, Mp3Writer};
+use podstitch::Mp3Options;
 
 const RATE: u32 = 44_100;
 const SR: f32 = RATE as f32;
@@ -44,11 +45,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn write_mp3(path: &Path, song: &Song) -> Result<u64, Box<dyn std::error::Error>> {
-    let settings = Mp3Settings {
-        bitrate_kbps: 128,
+    let settings = Mp3Format {
+        options: Mp3Options {
+            bitrate_kbps: 128,
+            quality: 2,
+        },
         channels: 2,
         sample_rate: RATE,
-        quality: 2,
     };
     let subject = format!("bumper ({})", path.display());
     let sink = BufWriter::new(File::create(path)?);

@@ -3,22 +3,13 @@
 use serde::Serialize;
 
 use crate::audio::{Block, Source};
+use crate::dsp::limiter::TruePeakMeter;
+use crate::dsp::silence::{PauseFinder, SilenceSettings};
 use crate::error::Result;
 use crate::io::Input;
-use crate::dsp::limiter::TruePeakMeter;
 use crate::loudness::{Measures, Meter, HOP_SECONDS};
 use crate::report::plot::Chart;
-use crate::dsp::silence::{PauseFinder, SilenceSettings};
-
-/// One pause longer than the maximum.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LongPause {
-    /// Where the pause starts, in seconds.
-    pub start_s: f64,
-    /// How long it is, in seconds.
-    pub duration_s: f64,
-}
+use crate::report::TimeSpan;
 
 /// The figures `podstitch analyze` prints for one file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,33 +38,25 @@ pub struct Analysis {
     /// Longest pause after the first sound, in seconds (0 if none over the limit).
     pub longest_pause_s: f64,
     /// Pauses longer than the silence settings' maximum pause.
-    pub long_pauses: Vec<LongPause>,
+    pub long_pauses: Vec<TimeSpan>,
 }
 
 /// Decodes `input` and measures it. Pauses are found with the same detector
 /// as the silence stage (`silence`), on the file's own channels and rate.
 pub fn analyze(file: &str, input: Input, silence: &SilenceSettings) -> Result<Analysis> {
-    measure_file(file, input, silence, None).map(|(a, _)| a)
-}
-
-/// What a chart of a file marks besides its own loudness.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ChartMarks {
-    /// The loudness target and its tolerance (LUFS, LU).
-    pub target: Option<(f64, f64)>,
-    /// The true-peak ceiling, dBTP.
-    pub ceiling_dbtp: f64,
+    measure_file(file, input, silence, false).map(|(a, _)| a)
 }
 
 /// [`analyze`], and the file's loudness over time as a [`Chart`] (short-term
-/// and momentary loudness and the true peak every 100 ms).
+/// and momentary loudness and the true peak every 100 ms). The chart marks
+/// no target and a ceiling of 0 dBTP: set [`Chart::target`] and
+/// [`Chart::ceiling_dbtp`] to mark others.
 pub fn analyze_with_chart(
     file: &str,
     input: Input,
     silence: &SilenceSettings,
-    marks: ChartMarks,
 ) -> Result<(Analysis, Chart)> {
-    let (a, chart) = measure_file(file, input, silence, Some(marks))?;
+    let (a, chart) = measure_file(file, input, silence, true)?;
     Ok((a, chart.unwrap_or_default()))
 }
 
@@ -81,7 +64,7 @@ fn measure_file(
     file: &str,
     input: Input,
     silence: &SilenceSettings,
-    chart: Option<ChartMarks>,
+    chart: bool,
 ) -> Result<(Analysis, Option<Chart>)> {
     let mut dec = input.open(file)?;
     let format = format!("{}/{}", dec.container_name(), dec.codec_name());
@@ -92,14 +75,14 @@ fn measure_file(
         Measures {
             lra: true,
             true_peak: true,
-            series: chart.is_some(),
+            series: chart,
         },
     )?;
     let limit = (silence.max_pause_s * f64::from(rate)).round() as u64 + 1;
     let mut pauses = PauseFinder::new(ch, rate, silence, limit);
     // For a chart: the true peak of every 100 ms hop.
     let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
-    let mut hop_peaks = chart.map(|_| (TruePeakMeter::new(ch, rate), 0usize, Vec::new()));
+    let mut hop_peaks = chart.then(|| (TruePeakMeter::new(ch, rate), 0usize, Vec::new()));
     let mut block = Block::default();
     while dec.read(&mut block)? {
         meter.add_block(&block)?;
@@ -125,33 +108,29 @@ fn measure_file(
     let m = meter.measurement()?;
     let (lead, long) = pauses.finish();
     let secs = |f: u64| f as f64 / f64::from(rate);
-    let long_pauses: Vec<LongPause> = long
+    let long_pauses: Vec<TimeSpan> = long
         .iter()
-        .map(|p| LongPause {
+        .map(|p| TimeSpan {
             start_s: secs(p.start),
             duration_s: secs(p.len),
         })
         .collect();
-    let chart = chart
-        .zip(hop_peaks)
-        .map(|(marks, (_, _, peaks_dbtp))| Chart {
-            title: format!(
-                "{file}: {:.2} LUFS integrated, LRA {:.1} LU, true peak {:.2} dBTP",
-                m.integrated_lufs, m.lra_lu, m.true_peak_dbtp
-            ),
-            duration_s: secs(m.frames),
-            hop_s: HOP_SECONDS,
-            short_term: meter.take_series(),
-            momentary: meter.momentary_series(),
-            peaks_dbtp,
-            target: marks.target,
-            ceiling_dbtp: marks.ceiling_dbtp,
-            pauses: long_pauses
-                .iter()
-                .map(|p| (p.start_s, p.duration_s))
-                .collect(),
-            ..Chart::default()
-        });
+    let chart = hop_peaks.map(|(_, _, peaks_dbtp)| Chart {
+        title: format!(
+            "{file}: {:.2} LUFS integrated, LRA {:.1} LU, true peak {:.2} dBTP",
+            m.integrated_lufs, m.lra_lu, m.true_peak_dbtp
+        ),
+        duration_s: secs(m.frames),
+        hop_s: HOP_SECONDS,
+        short_term: meter.take_series(),
+        momentary: meter.momentary_series(),
+        peaks_dbtp,
+        pauses: long_pauses
+            .iter()
+            .map(|p| (p.start_s, p.duration_s))
+            .collect(),
+        ..Chart::default()
+    });
     let analysis = Analysis {
         file: file.to_string(),
         format,

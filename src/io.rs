@@ -271,7 +271,8 @@ impl Outputs<Cursor<Vec<u8>>> {
 }
 
 /// The output file names in a directory.
-pub(crate) const OUTPUT_FILES: [&str; 3] = ["episode.mp3", "caller-segment.mp3", "response-segment.mp3"];
+pub(crate) const OUTPUT_FILES: [&str; 3] =
+    ["episode.mp3", "caller-segment.mp3", "response-segment.mp3"];
 
 /// Where [`crate::stitch_to_dir`] writes the output `file` (one of
 /// [`OUTPUT_FILES`]) of `out_dir` until all three are complete.

@@ -31,6 +31,7 @@
 //! project's README and ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unnameable_types)]
 
 mod analyze;
 mod audio;
@@ -44,9 +45,10 @@ mod pipeline;
 mod report;
 mod settings;
 
-pub use analyze::{analyze, analyze_with_chart, Analysis, ChartMarks};
+pub use analyze::{analyze, analyze_with_chart, Analysis};
 pub use dsp::silence::SilenceSettings;
-pub use encode::id3::Cover;
+pub use encode::id3::Chapter;
+pub use encode::Mp3Options;
 pub use error::{Error, Stage};
 pub use io::{Bumpers, FileSink, Input, Outputs, Sink};
 pub use loudness::LoudnessSettings;
@@ -57,7 +59,7 @@ pub use report::{
     BumperReport, Observer, OutputReport, PartSpan, Quiet, RecordingReport, Report, TimeSpan,
     Timings,
 };
-pub use settings::{BumperLoudness, Limits, Mp3Options, Settings, Tags};
+pub use settings::{BumperLoudness, Limits, Settings, Tags};
 
 /// The pipeline's building blocks, for those who compose a chain of their
 /// own: every stage reads planar [`Block`](stages::Block)s from a
@@ -78,18 +80,28 @@ pub use settings::{BumperLoudness, Limits, Mp3Options, Settings, Tags};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// What [`stitch`](crate::stitch) does with them, and why, is in the
+/// What [`stitch`] does with them, and why, is in the
 /// project's ARCHITECTURE.md.
 pub mod stages {
     pub use crate::audio::{Block, MemorySource, Processor, Source};
-    pub use crate::decode::{decode_all, Decoder, MAX_NON_FINITE_FRACTION};
-    pub use crate::dsp::front::{Downmix, Downmixed, FrontAnalysis, HighPass};
+    pub use crate::decode::{DecodeStats, Decoder};
+    pub use crate::dsp::front::HighPass;
     pub use crate::dsp::limiter::Limiter;
-    pub use crate::dsp::mixer::{mix, plan_fades, MixPart};
     pub use crate::dsp::resample::Resample;
-    pub use crate::dsp::silence::SilenceCutter;
-    pub use crate::encode::chunked::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
-    pub use crate::encode::{Mp3Settings, Mp3Writer};
+    pub use crate::dsp::silence::{Cut, CutStats, SilenceCutter};
+    pub use crate::encode::{Mp3Format, Mp3Writer};
     pub use crate::loudness::{Measurement, Measures, Meter};
-    pub use crate::pipeline::spool::{SpoolReader, SpoolWriter, TempDir};
+    pub use crate::pipeline::spool::TempDir;
+}
+
+/// Internals that this crate's own tests and benchmarks reach (feature
+/// `internals`, off by default; no stability promise: anything here may
+/// change in any release).
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::decode::{decode_all, MAX_NON_FINITE_FRACTION};
+    pub use crate::dsp::front::{Downmix, Downmixed, FrontAnalysis, Threshold};
+    pub use crate::dsp::mixer::{mix, plan_fades, MixPart, ShortFade};
+    pub use crate::encode::chunked::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
+    pub use crate::pipeline::spool::{SpoolReader, SpoolWriter};
 }

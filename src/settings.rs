@@ -2,19 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::encode::id3::{image_mime, Cover};
-use crate::loudness::LoudnessSettings;
 use crate::dsp::silence::SilenceSettings;
-
-/// MP3 options of one kind of output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mp3Options {
-    /// Constant bitrate in kb/s.
-    pub bitrate_kbps: u32,
-    /// LAME quality, 0 (best, slowest) to 9.
-    pub quality: u8,
-}
+use crate::encode::id3::{image_mime, Cover};
+use crate::encode::Mp3Options;
+use crate::error::{Error, Result};
+use crate::loudness::LoudnessSettings;
 
 /// Everything the pipeline can be told. `Settings::default()` is the product's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +15,7 @@ pub struct Settings {
     pub sample_rate: u32,
     /// Cut-off of the high-pass applied to the recordings (not the bumpers)
     /// before any decision, Hz (default 60; 0 turns it off): removes DC
-    /// offsets and rumble (see [`crate::dsp::front`]).
+    /// offsets and rumble (see ARCHITECTURE.md).
     pub highpass_hz: f64,
     /// Silence trimming and pause shortening.
     pub silence: SilenceSettings,
@@ -45,7 +37,7 @@ pub struct Settings {
     /// Bounds on the inputs, checked before the expensive work where possible.
     pub limits: Limits,
     /// Waveform data of the episode for a web player, in points per second
-    /// (`None`, the default: none is made; see [`crate::report::waveform`]).
+    /// (`None`, the default: none is made; see [`Report::episode_waveform`](crate::Report::episode_waveform)).
     pub waveform_pixels_per_second: Option<u32>,
     /// The bumpers' loudness in the episode (default: gained to the target).
     pub bumper_loudness: BumperLoudness,
@@ -96,7 +88,7 @@ pub struct Tags {
     pub year: Option<u16>,
     /// `COMM`: a comment (language `eng`).
     pub comment: Option<String>,
-    /// `APIC`: a JPEG or PNG file of at most [`MAX_COVER_BYTES`], the front cover.
+    /// `APIC`: a JPEG or PNG file of at most 10 MiB, the front cover.
     pub cover: Option<PathBuf>,
 }
 
@@ -166,7 +158,8 @@ impl Default for Settings {
 }
 
 /// The default chapter titles: intro, caller, interstitial, response, outro.
-pub(crate) const DEFAULT_CHAPTER_TITLES: [&str; 5] = ["Intro", "Question", "Interlude", "Answer", "Outro"];
+pub(crate) const DEFAULT_CHAPTER_TITLES: [&str; 5] =
+    ["Intro", "Question", "Interlude", "Answer", "Outro"];
 
 /// Reads the cover at `path`: at most [`MAX_COVER_BYTES`], JPEG or PNG.
 /// Errors name the file, what is wrong and what would fix it.
@@ -205,7 +198,8 @@ pub(crate) fn load_cover(path: &std::path::Path) -> Result<Cover> {
 }
 
 /// Sample rates MPEG-1/2/2.5 Layer III can carry.
-pub(crate) const MP3_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+pub(crate) const MP3_RATES: [u32; 9] =
+    [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
     if ok {

@@ -11,9 +11,10 @@
 use std::io::Cursor;
 use std::time::Duration;
 
-use podstitch::stages::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
-use podstitch::stages::{Mp3Settings, Mp3Writer};
+use podstitch::internals::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
 use podstitch::stages::{Measures, Meter};
+use podstitch::stages::{Mp3Format, Mp3Writer};
+use podstitch::Mp3Options;
 use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, TrackType};
@@ -25,12 +26,14 @@ const RATE: u32 = 44_100;
 const CODEC_DELAY: usize = 576 + 529;
 const GRANULE: usize = 576;
 
-fn settings(channels: u8, kbps: u32, rate: u32) -> Mp3Settings {
-    Mp3Settings {
-        bitrate_kbps: kbps,
+fn settings(channels: u8, kbps: u32, rate: u32) -> Mp3Format {
+    Mp3Format {
+        options: Mp3Options {
+            bitrate_kbps: kbps,
+            quality: 3,
+        },
         channels,
         sample_rate: rate,
-        quality: 3,
     }
 }
 
@@ -173,7 +176,7 @@ fn feed<F: FnMut(&[&[f32]])>(planes: &[Vec<f32>], mut write: F) {
     }
 }
 
-fn single(planes: &[Vec<f32>], s: &Mp3Settings) -> Vec<u8> {
+fn single(planes: &[Vec<f32>], s: &Mp3Format) -> Vec<u8> {
     let mut w = Mp3Writer::new("single", Cursor::new(Vec::new()), s).unwrap();
     feed(planes, |b| w.write(b).unwrap());
     w.finish().unwrap().0.into_inner()
@@ -181,7 +184,7 @@ fn single(planes: &[Vec<f32>], s: &Mp3Settings) -> Vec<u8> {
 
 fn chunked(
     planes: &[Vec<f32>],
-    s: &Mp3Settings,
+    s: &Mp3Format,
     pool: &EncodePool,
     opts: &ChunkOptions,
 ) -> (Vec<u8>, ChunkReport) {
@@ -271,7 +274,7 @@ impl BitReader<'_> {
 /// change; no stray bytes), every frame's main data inside the reservoir and
 /// after the previous frame's, and every Info/LAME tag field against the
 /// stream.
-fn walk(data: &[u8], s: &Mp3Settings, samples: usize) -> usize {
+fn walk(data: &[u8], s: &Mp3Format, samples: usize) -> usize {
     assert_eq!(&data[..3], b"ID3", "ID3v2 tag first");
     let id3 = 10
         + data[6..10]
@@ -286,8 +289,8 @@ fn walk(data: &[u8], s: &Mp3Settings, samples: usize) -> usize {
         (false, true) => 17,
     };
     let spf = if mpeg1 { 1152 } else { 576 };
-    let base_len =
-        if mpeg1 { 144_000 } else { 72_000 } * s.bitrate_kbps as usize / s.sample_rate as usize;
+    let base_len = if mpeg1 { 144_000 } else { 72_000 } * s.options.bitrate_kbps as usize
+        / s.sample_rate as usize;
 
     let mut pos = id3;
     let mut first_header: Option<[u8; 4]> = None;
@@ -414,7 +417,7 @@ fn walk(data: &[u8], s: &Mp3Settings, samples: usize) -> usize {
 }
 
 /// Walks, decodes strictly and checks the gapless length.
-fn check_valid(ctx: &str, data: &[u8], s: &Mp3Settings, samples: usize) -> Vec<Vec<f32>> {
+fn check_valid(ctx: &str, data: &[u8], s: &Mp3Format, samples: usize) -> Vec<Vec<f32>> {
     let frames = walk(data, s, samples);
     let decoded = decode_strict(data.to_vec());
     assert_eq!(decoded.len(), usize::from(s.channels), "{ctx}: channels");
@@ -630,7 +633,7 @@ fn shared_pool_writers_and_edge_lengths_are_valid() {
     std::thread::scope(|scope| {
         let pool = &pool;
         let opts = &opts;
-        let jobs: Vec<(&str, Mp3Settings, Vec<Vec<f32>>)> = vec![
+        let jobs: Vec<(&str, Mp3Format, Vec<Vec<f32>>)> = vec![
             ("stereo 128k", settings(2, 128, RATE), speech.clone()),
             ("mono 64k", settings(1, 64, RATE), mono.clone()),
             (

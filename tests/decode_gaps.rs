@@ -8,8 +8,9 @@
 use std::io::Cursor;
 use std::sync::Mutex;
 
+use podstitch::internals::{decode_all, MAX_NON_FINITE_FRACTION};
+use podstitch::stages::Decoder;
 use podstitch::stages::{Block, Source};
-use podstitch::stages::{decode_all, Decoder, MAX_NON_FINITE_FRACTION};
 use podstitch::Limits;
 use podstitch::{Input, Observer, Settings};
 

@@ -29,10 +29,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use podstitch::analyze;
-use podstitch::stages::{Block, Source};
 use podstitch::stages::Decoder;
-use podstitch::SilenceSettings;
+use podstitch::stages::{Block, Source};
 use podstitch::Input;
+use podstitch::SilenceSettings;
 
 /// Where the last panic happened (set by the test's panic hook).
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);

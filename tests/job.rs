@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use podstitch::stages::{Block, Source};
 use podstitch::stages::Decoder;
+use podstitch::stages::{Block, Source};
 
 const SECRET: &str = "X-Amz-Signature=SECRETSECRET0123";
 

@@ -19,9 +19,10 @@ mod common;
 use std::io::Cursor;
 
 use ebur128::{EbuR128, Mode};
-use podstitch::stages::{Mp3Settings, Mp3Writer};
-use podstitch::{BumperLoudness, Tags};
+use podstitch::stages::{Mp3Format, Mp3Writer};
+use podstitch::Mp3Options;
 use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Report, Settings};
+use podstitch::{BumperLoudness, Tags};
 use symphonia::core::common::Limit;
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::{
@@ -75,11 +76,13 @@ fn bumper_at(name: &str, lufs: f64) -> Vec<u8> {
         .iter()
         .map(|p| p.iter().map(|x| x * g).collect())
         .collect();
-    let s = Mp3Settings {
-        bitrate_kbps: 192,
+    let s = Mp3Format {
+        options: Mp3Options {
+            bitrate_kbps: 192,
+            quality: 3,
+        },
         channels: 2,
         sample_rate: RATE,
-        quality: 3,
     };
     let mut w = Mp3Writer::new(name, Cursor::new(Vec::new()), &s).expect("writer");
     w.write(&[&planes[0], &planes[1]]).expect("encode");
@@ -123,11 +126,13 @@ fn dynamic_bumper_at(name: &str, lufs: f64) -> Vec<u8> {
 }
 
 fn encode_stereo(name: &str, planes: &[Vec<f32>]) -> Vec<u8> {
-    let s = Mp3Settings {
-        bitrate_kbps: 192,
+    let s = Mp3Format {
+        options: Mp3Options {
+            bitrate_kbps: 192,
+            quality: 3,
+        },
         channels: 2,
         sample_rate: RATE,
-        quality: 3,
     };
     let mut w = Mp3Writer::new(name, Cursor::new(Vec::new()), &s).expect("writer");
     w.write(&[&planes[0], &planes[1]]).expect("encode");

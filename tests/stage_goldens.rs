@@ -10,10 +10,10 @@
 
 mod common;
 
-use podstitch::stages::{Block, MemorySource};
+use podstitch::internals::{mix, plan_fades, MixPart};
 use podstitch::stages::Limiter;
-use podstitch::stages::{mix, plan_fades, MixPart};
 use podstitch::stages::SilenceCutter;
+use podstitch::stages::{Block, MemorySource};
 use podstitch::SilenceSettings;
 
 use common::{noise, StageGolden};

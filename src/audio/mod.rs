@@ -5,7 +5,6 @@
 //! per-sample loops in the stages are plain slice loops the compiler can
 //! vectorise. Blocks are allocated once per stage and reused.
 
-
 pub(crate) mod ahead;
 
 use crate::error::Result;
@@ -66,13 +65,6 @@ impl Block {
     /// All channels as slices.
     pub fn planes(&self) -> Vec<&[f32]> {
         self.chans.iter().map(Vec::as_slice).collect()
-    }
-
-    /// Releases spare capacity (for blocks kept for a long time).
-    pub fn shrink_to_fit(&mut self) {
-        for c in &mut self.chans {
-            c.shrink_to_fit();
-        }
     }
 
     /// Drops all frames, keeping the channel count and the allocations.
@@ -154,42 +146,6 @@ impl Source for MemorySource {
     }
 }
 
-/// A [`Source`] over a borrowed block, handed out in chunks (no copy of the
-/// whole block: the episode reads the bumpers this way on every render).
-#[derive(Debug, Clone)]
-pub struct BlockSource<'a> {
-    rate: u32,
-    data: &'a Block,
-    pos: usize,
-    chunk: usize,
-}
-
-impl<'a> BlockSource<'a> {
-    /// Yields `data` at `rate` Hz, `chunk` frames per read (at least 1).
-    pub fn new(rate: u32, data: &'a Block, chunk: usize) -> Self {
-        BlockSource {
-            rate,
-            data,
-            pos: 0,
-            chunk: chunk.max(1),
-        }
-    }
-}
-
-impl Source for BlockSource<'_> {
-    fn sample_rate(&self) -> u32 {
-        self.rate
-    }
-
-    fn channels(&self) -> usize {
-        self.data.channels()
-    }
-
-    fn read(&mut self, block: &mut Block) -> Result<bool> {
-        Ok(read_chunk(self.data, &mut self.pos, self.chunk, block))
-    }
-}
-
 /// A [`Source`] that averages all channels of another source into one.
 ///
 /// Recordings are processed in mono: the caller and host speak into one
@@ -207,11 +163,6 @@ impl<S: Source> Mono<S> {
             inner,
             scratch: Block::default(),
         }
-    }
-
-    /// The wrapped source.
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 }
 

@@ -639,6 +639,7 @@ impl Decoder {
 
 /// Decodes a whole input into memory: (sample rate, all frames). For short
 /// inputs such as bumpers, and for tests.
+#[cfg(any(test, feature = "internals"))]
 pub fn decode_all(subject: &str, source: Box<dyn MediaSource>) -> Result<(u32, Block)> {
     let mut dec = Decoder::open(subject, source)?;
     let mut all = Block::new(dec.channels(), 0);

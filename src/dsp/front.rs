@@ -47,8 +47,8 @@
 //! it has been read) and one more pass over it.
 
 use crate::audio::{Block, Processor, Source};
-use crate::error::Result;
 use crate::dsp::silence::SilenceSettings;
+use crate::error::Result;
 
 /// A 2nd-order Butterworth high-pass per channel (transposed direct form
 /// II, `f64` state: at 60 Hz and 44.1 kHz the poles sit within 0.01 of the

@@ -328,14 +328,9 @@ impl TruePeakMeter {
     }
 
     /// Largest true peak so far in dBTP.
+    #[cfg(test)]
     pub fn true_peak_dbtp(&self) -> f64 {
         20.0 * f64::from(self.max).log10()
-    }
-
-    /// Forgets everything measured so far.
-    pub fn reset(&mut self) {
-        self.os.reset();
-        self.max = 0.0;
     }
 
     /// The largest true peak since the last call, linear; the interpolator
@@ -530,7 +525,8 @@ impl GainComputer {
 }
 
 /// Look-ahead true-peak limiter for planar `f32` audio, linked across
-/// channels. See the [module documentation](self) for the algorithm.
+/// channels. The algorithm and its proof are in the
+/// documentation of `src/dsp/limiter.rs`.
 #[derive(Debug, Clone)]
 pub struct Limiter {
     channels: usize,
@@ -553,7 +549,7 @@ pub struct Limiter {
 
 impl Limiter {
     /// A limiter with a true-peak ceiling of `ceiling_dbtp` dBTP (e.g. -1.0),
-    /// [`DEFAULT_LOOKAHEAD_MS`] look-ahead and [`DEFAULT_RELEASE_MS`] release.
+    /// 5 ms look-ahead and 100 ms release.
     /// A non-finite ceiling is taken as -1 dBTP.
     pub fn new(channels: usize, sample_rate: u32, ceiling_dbtp: f64) -> Self {
         Self::build(

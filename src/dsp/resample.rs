@@ -79,11 +79,6 @@ impl<S: Source> Resample<S> {
             state,
         })
     }
-
-    /// The wrapped source.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
 }
 
 impl<S: Source> Source for Resample<S> {

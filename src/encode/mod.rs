@@ -23,7 +23,6 @@
 //! the MP3 (the pipeline's limiter must leave the headroom for the codec's
 //! overshoot).
 
-
 pub(crate) mod chunked;
 pub(crate) mod id3;
 
@@ -33,8 +32,8 @@ use mp3lame_encoder::{
     max_required_buffer_size, Bitrate, Builder, DualPcm, Encoder, FlushGap, Mode, MonoPcm, Quality,
 };
 
-use crate::error::{Error, Result, Stage};
 use crate::encode::id3::{Tag, MAX_TAG_BYTES};
+use crate::error::{Error, Result, Stage};
 
 /// Frames handed to LAME per call; bounds the scratch buffers.
 pub(crate) const CHUNK: usize = 4096;
@@ -53,24 +52,34 @@ pub(crate) fn frame_samples(sample_rate: u32) -> u64 {
     }
 }
 
-/// MP3 output settings.
+/// The MP3 options of one kind of output: what a user chooses.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mp3Settings {
-    /// Constant bitrate in kb/s. MPEG-1 rates (32, 44.1, 48 kHz) take 32, 40,
-    /// 48, 64, 80, 96, 112, 128, 160, 192, 224, 256 or 320; the lower sample
-    /// rates take 8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128 or 160. A
-    /// frame must also hold the gapless Info tag, which rules out the lowest
-    /// of these (below 64 kb/s at 44.1 and 48 kHz, for example).
+pub struct Mp3Options {
+    /// Constant bitrate in kb/s (see [`Mp3Format::options`] for the rates
+    /// each sample rate takes).
     pub bitrate_kbps: u32,
-    /// Channel count: 1 (mono) or 2 (joint stereo).
-    pub channels: u8,
-    /// Sample rate in Hz of both the input frames and the MP3 (no resampling).
-    pub sample_rate: u32,
     /// LAME algorithm quality, 0 (best, slowest) to 9 (worst, fastest).
     pub quality: u8,
 }
 
-/// Streaming MP3 writer: see the [module documentation](self) for the layout.
+/// The format of one MP3 stream: the chosen [`Mp3Options`] (bitrate,
+/// quality), and the channels and sample rate of the audio it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mp3Format {
+    /// Bitrate and quality. MPEG-1 rates (32, 44.1, 48 kHz) take 32, 40, 48,
+    /// 64, 80, 96, 112, 128, 160, 192, 224, 256 or 320 kb/s; the lower sample
+    /// rates take 8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128 or 160. A frame
+    /// must also hold the gapless Info tag, which rules out the lowest of
+    /// these (below 64 kb/s at 44.1 and 48 kHz, for example).
+    pub options: Mp3Options,
+    /// Channel count: 1 (mono) or 2 (joint stereo).
+    pub channels: u8,
+    /// Sample rate in Hz of both the input frames and the MP3 (no resampling).
+    pub sample_rate: u32,
+}
+
+/// Streaming MP3 writer: the layout of its files is described in
+/// `src/encode/mod.rs`.
 ///
 /// Call [`Mp3Writer::write`] as often as needed, then [`Mp3Writer::finish`]:
 /// a writer dropped without `finish` leaves the encoder's tail unwritten and
@@ -109,13 +118,18 @@ impl<W: Write + Seek> Mp3Writer<W> {
     /// sets up LAME and writes the ID3v2 tag.
     ///
     /// `subject` names the output in errors (e.g. "episode (episode.mp3)").
-    pub fn new(subject: &str, sink: W, settings: &Mp3Settings) -> Result<Self> {
+    pub fn new(subject: &str, sink: W, settings: &Mp3Format) -> Result<Self> {
         Self::with_tag(subject, sink, settings, &Tag::new())
     }
 
     /// As [`Mp3Writer::new`], with the frames of `tag` in the ID3v2 tag
     /// after the encoder's.
-    pub fn with_tag(subject: &str, mut sink: W, settings: &Mp3Settings, tag: &Tag) -> Result<Self> {
+    pub(crate) fn with_tag(
+        subject: &str,
+        mut sink: W,
+        settings: &Mp3Format,
+        tag: &Tag,
+    ) -> Result<Self> {
         let encoder = new_encoder(subject, settings)?;
         let (start, frame_offset) = begin_stream(subject, &mut sink, tag)?;
 
@@ -224,7 +238,7 @@ impl<W: Write + Seek> Mp3Writer<W> {
 
 /// Sets up a LAME encoder for `settings` (checked first): CBR, no ID3 tag,
 /// the Info tag placeholder as its first frame, no resampling.
-pub(crate) fn new_encoder(subject: &str, settings: &Mp3Settings) -> Result<Encoder> {
+pub(crate) fn new_encoder(subject: &str, settings: &Mp3Format) -> Result<Encoder> {
     let (bitrate, quality, mode) = check_settings(subject, settings)?;
     let lame = |what: &str, e: mp3lame_encoder::BuildError| {
         Error::stage(subject, Stage::Encode, format!("LAME rejected {what}: {e}"))
@@ -315,8 +329,8 @@ pub(crate) fn lame_tag_frame(subject: &str, encoder: &Encoder, out: &mut Vec<u8>
 }
 
 /// The gain applied after clamping that undoes LAME's preset input scale.
-pub(crate) fn makeup_gain(settings: &Mp3Settings) -> f32 {
-    1.0 / lame_preset_scale(settings.bitrate_kbps)
+pub(crate) fn makeup_gain(settings: &Mp3Format) -> f32 {
+    1.0 / lame_preset_scale(settings.options.bitrate_kbps)
 }
 
 #[inline]
@@ -349,7 +363,7 @@ fn encoder_name() -> String {
 }
 
 /// Checks the settings and maps them to LAME's types.
-fn check_settings(subject: &str, s: &Mp3Settings) -> Result<(Bitrate, Quality, Mode)> {
+fn check_settings(subject: &str, s: &Mp3Format) -> Result<(Bitrate, Quality, Mode)> {
     let mode = match s.channels {
         1 => Mode::Mono,
         2 => Mode::JointStereo,
@@ -367,7 +381,7 @@ fn check_settings(subject: &str, s: &Mp3Settings) -> Result<(Bitrate, Quality, M
             s.sample_rate
         )));
     }
-    let bitrate = match s.bitrate_kbps {
+    let bitrate = match s.options.bitrate_kbps {
         8 => Bitrate::Kbps8,
         16 => Bitrate::Kbps16,
         24 => Bitrate::Kbps24,
@@ -387,9 +401,9 @@ fn check_settings(subject: &str, s: &Mp3Settings) -> Result<(Bitrate, Quality, M
         _ => return Err(bad_bitrate(subject, s, mpeg1)),
     };
     let fits = if mpeg1 {
-        s.bitrate_kbps >= 32
+        s.options.bitrate_kbps >= 32
     } else {
-        s.bitrate_kbps <= 160
+        s.options.bitrate_kbps <= 160
     };
     if !fits {
         return Err(bad_bitrate(subject, s, mpeg1));
@@ -397,7 +411,7 @@ fn check_settings(subject: &str, s: &Mp3Settings) -> Result<(Bitrate, Quality, M
     // LAME silently drops the Info tag when its frame cannot hold it
     // (`InitVbrTag` in VbrTag.c): the first frame of a CBR stream is as long
     // as any other, so low bitrates cannot carry it.
-    let frame_bytes = if mpeg1 { 144_000 } else { 72_000 } * s.bitrate_kbps / s.sample_rate;
+    let frame_bytes = if mpeg1 { 144_000 } else { 72_000 } * s.options.bitrate_kbps / s.sample_rate;
     let side_info = match (mpeg1, s.channels) {
         (true, 1) => 17,
         (true, _) => 32,
@@ -409,10 +423,10 @@ fn check_settings(subject: &str, s: &Mp3Settings) -> Result<(Bitrate, Quality, M
         return Err(Error::Settings(format!(
             "{subject}: MP3 frames at {} kb/s, {} Hz, {} channel(s) are {frame_bytes} bytes, \
              too small for the {tag_bytes}-byte gapless Info tag; use a higher bitrate",
-            s.bitrate_kbps, s.sample_rate, s.channels
+            s.options.bitrate_kbps, s.sample_rate, s.channels
         )));
     }
-    let quality = match s.quality {
+    let quality = match s.options.quality {
         0 => Quality::Best,
         1 => Quality::SecondBest,
         2 => Quality::NearBest,
@@ -432,7 +446,7 @@ fn check_settings(subject: &str, s: &Mp3Settings) -> Result<(Bitrate, Quality, M
     Ok((bitrate, quality, mode))
 }
 
-fn bad_bitrate(subject: &str, s: &Mp3Settings, mpeg1: bool) -> Error {
+fn bad_bitrate(subject: &str, s: &Mp3Format, mpeg1: bool) -> Error {
     let allowed = if mpeg1 {
         "32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256 or 320"
     } else {
@@ -440,7 +454,7 @@ fn bad_bitrate(subject: &str, s: &Mp3Settings, mpeg1: bool) -> Error {
     };
     Error::Settings(format!(
         "{subject}: MP3 bitrate {} kb/s is not supported at {} Hz; use {allowed}",
-        s.bitrate_kbps, s.sample_rate
+        s.options.bitrate_kbps, s.sample_rate
     ))
 }
 
@@ -493,17 +507,19 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn settings(channels: u8, bitrate_kbps: u32) -> Mp3Settings {
-        Mp3Settings {
-            bitrate_kbps,
+    fn settings(channels: u8, bitrate_kbps: u32) -> Mp3Format {
+        Mp3Format {
+            options: Mp3Options {
+                bitrate_kbps,
+                quality: 3,
+            },
             channels,
             sample_rate: RATE,
-            quality: 3,
         }
     }
 
     /// Encodes the planes in uneven blocks (to exercise streaming).
-    fn encode(planes: &[Vec<f32>], s: &Mp3Settings) -> Vec<u8> {
+    fn encode(planes: &[Vec<f32>], s: &Mp3Format) -> Vec<u8> {
         let mut w = Mp3Writer::new("test (test.mp3)", Cursor::new(Vec::new()), s).unwrap();
         let n = planes[0].len();
         let mut pos = 0;
@@ -648,7 +664,7 @@ pub(crate) mod tests {
         10.0 * (sig / err.max(1e-30)).log10()
     }
 
-    fn round_trip(planes: Vec<Vec<f32>>, s: &Mp3Settings) {
+    fn round_trip(planes: Vec<Vec<f32>>, s: &Mp3Format) {
         let frames = planes[0].len();
         let data = encode(&planes, s);
 
@@ -732,17 +748,18 @@ pub(crate) mod tests {
             settings(1, 48), // frames too small for the Info tag
             settings(0, 128),
             settings(3, 128),
-            Mp3Settings {
+            Mp3Format {
                 sample_rate: 44_000,
                 ..settings(2, 128)
             },
-            Mp3Settings {
+            Mp3Format {
                 sample_rate: 22_050,
                 ..settings(2, 192) // too high for MPEG-2
             },
-            Mp3Settings {
-                quality: 10,
-                ..settings(2, 128)
+            {
+                let mut s = settings(2, 128);
+                s.options.quality = 10;
+                s
             },
         ] {
             let err = Mp3Writer::new("bad (bad.mp3)", sink(), &s).unwrap_err();
@@ -764,11 +781,13 @@ pub(crate) mod tests {
             .flat_map(|r| kbps.iter().map(move |k| (r, k)))
             .flat_map(|(r, k)| [1u8, 2].map(move |c| (r, k, c)))
         {
-            let s = Mp3Settings {
-                bitrate_kbps: kbps,
-                channels,
+            let s = Mp3Format {
+                options: Mp3Options {
+                    bitrate_kbps: kbps,
+                    quality: 7,
+                },
+                channels: channels,
                 sample_rate: rate,
-                quality: 7,
             };
             let Ok(mut w) = Mp3Writer::new("t", Cursor::new(Vec::new()), &s) else {
                 continue;

@@ -16,9 +16,11 @@
 //! counts its LFE and its surrounds 1.5 dB lower than the standard: an
 //! approximate figure.
 
-use crate::audio::{Block, Source};
-use crate::error::{Error, Result, Stage};
+use crate::audio::Block;
+#[cfg(test)]
+use crate::audio::Source;
 use crate::dsp::limiter::TruePeakMeter;
+use crate::error::{Error, Result, Stage};
 
 use super::kweight::{self, KWeighting};
 use super::HOP_SECONDS;
@@ -77,9 +79,9 @@ pub struct Measurement {
 pub struct Measures {
     /// Loudness range (EBU Tech 3342).
     pub lra: bool,
-    /// True peak (4× oversampled, [`TruePeakMeter`]).
+    /// True peak (4× oversampled as in ITU-R BS.1770-4 Annex 2).
     pub true_peak: bool,
-    /// The short-term loudness every [`HOP_SECONDS`], for the leveller.
+    /// The short-term loudness every 100 ms, for the leveller.
     pub series: bool,
 }
 
@@ -105,7 +107,7 @@ impl Measures {
 }
 
 /// Streaming EBU R128 meter: integrated loudness and, as asked, LRA, true
-/// peak and the short-term loudness every [`HOP_SECONDS`].
+/// peak and the short-term loudness every 100 ms.
 ///
 /// Memory grows by 8 bytes per 100 ms of audio (the block energies), plus
 /// 4 bytes per 100 ms for the short-term series when it is kept.
@@ -353,7 +355,8 @@ fn gated_mean(values: impl Iterator<Item = f64>, gate: f64) -> Option<f64> {
 }
 
 /// Measures a whole source.
-pub fn measure(source: &mut dyn Source, what: Measures) -> Result<Measurement> {
+#[cfg(test)]
+pub(crate) fn measure(source: &mut dyn Source, what: Measures) -> Result<Measurement> {
     let mut meter = Meter::new(source.channels(), source.sample_rate(), what)?;
     let mut block = Block::default();
     while source.read(&mut block)? {

@@ -13,7 +13,9 @@
 mod kweight;
 mod meter;
 
-pub use meter::{integrated_from_blocks, measure, Measurement, Measures, Meter};
+#[cfg(test)]
+pub(crate) use meter::measure;
+pub use meter::{integrated_from_blocks, Measurement, Measures, Meter};
 
 use crate::audio::{db_to_gain, Block, Source};
 use crate::error::Result;

@@ -18,7 +18,6 @@
 //! 5. Verification: each finished MP3 is decoded and measured; if a true peak
 //!    is over the ceiling, step 3–4 run again with more headroom.
 
-
 pub(crate) mod balance;
 pub(crate) mod calibrate;
 pub(crate) mod spool;
@@ -30,30 +29,30 @@ use std::time::Instant;
 
 use crate::audio::ahead::read_ahead;
 use crate::audio::{Block, Mono, Processed, Source};
-use crate::pipeline::balance::{bumper_trim, predict_episode, PartEnergy};
-use crate::pipeline::calibrate::{predicted_gain, HopStats};
-use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
-use crate::encode::Mp3Settings;
-use crate::error::{Error, Result, Stage};
 use crate::dsp::front::{
     Downmix, Downmixed, FrontAnalysis, HighPass, Threshold, DIGITAL_SILENCE_DB, MIN_SOUND_S,
 };
+use crate::dsp::limiter::{Limiter, MARGIN_DB};
+use crate::dsp::mixer::{mix, plan_fades, MixPart};
+use crate::dsp::resample::Resample;
+use crate::dsp::silence::{trimmed, SilenceSettings};
+use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::id3::{Chapter, Cover, Tag};
+use crate::encode::Mp3Format;
+use crate::error::{Error, Result, Stage};
 use crate::io::{
     partial_path, remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES,
 };
-use crate::dsp::limiter::{Limiter, MARGIN_DB};
 use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
-use crate::dsp::mixer::{mix, plan_fades, MixPart};
-use crate::report::{
-    BumperReport, Observer, OutputReport, PartSpan, RecordingReport, Report, TimeSpan, Timings,
-};
-use crate::dsp::resample::Resample;
-use crate::settings::{load_cover, BumperLoudness, Settings};
-use crate::dsp::silence::{trimmed, SilenceSettings};
+use crate::pipeline::balance::{bumper_trim, predict_episode, PartEnergy};
+use crate::pipeline::calibrate::{predicted_gain, HopStats};
 use crate::pipeline::spool::{SpoolReader, SpoolWriter, TempDir};
 use crate::pipeline::verify::{check_tag, decode_stream, tee, WriteSeek};
 use crate::report::waveform::{Waveform, WaveformBuilder};
+use crate::report::{
+    BumperReport, Observer, OutputReport, PartSpan, RecordingReport, Report, TimeSpan, Timings,
+};
+use crate::settings::{load_cover, BumperLoudness, Settings};
 
 /// A source read through a true-peak [`Limiter`] (same length, aligned).
 pub type Limited<S> = Processed<S, Limiter>;
@@ -637,11 +636,10 @@ fn encode_segment(
     pool: &EncodePool,
     tag: &Tag,
 ) -> Result<(u64, u64)> {
-    let mp3 = Mp3Settings {
-        bitrate_kbps: settings.segment_mp3.bitrate_kbps,
+    let mp3 = Mp3Format {
+        options: settings.segment_mp3.clone(),
         channels: 1,
         sample_rate: settings.sample_rate,
-        quality: settings.segment_mp3.quality,
     };
     let mut src = processed(p, settings.sample_rate)?;
     let opts = ChunkOptions {
@@ -811,11 +809,10 @@ fn encode_episode(
     let mut wave = settings
         .waveform_pixels_per_second
         .map(|pps| WaveformBuilder::new(rate, pps));
-    let mp3 = Mp3Settings {
-        bitrate_kbps: settings.episode_mp3.bitrate_kbps,
+    let mp3 = Mp3Format {
+        options: settings.episode_mp3.clone(),
         channels: 2,
         sample_rate: rate,
-        quality: settings.episode_mp3.quality,
     };
     // A gain of 0 dB multiplies by exactly 1: `keep` mixes the bumpers'
     // samples unchanged.

@@ -273,17 +273,19 @@ mod tests {
 
     use crate::encode::chunked::tests::signal;
     use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
-    use crate::encode::{Mp3Settings, Mp3Writer};
+    use crate::encode::{Mp3Format, Mp3Options, Mp3Writer};
     use crate::loudness::measure;
 
     const RATE: u32 = 44_100;
 
-    fn settings(channels: u8) -> Mp3Settings {
-        Mp3Settings {
-            bitrate_kbps: if channels == 1 { 64 } else { 128 },
+    fn settings(channels: u8) -> Mp3Format {
+        Mp3Format {
+            options: Mp3Options {
+                bitrate_kbps: if channels == 1 { 64 } else { 128 },
+                quality: 3,
+            },
             channels,
             sample_rate: RATE,
-            quality: 3,
         }
     }
 

@@ -1,7 +1,6 @@
 //! What a run did and what it produced, serialisable as the one JSON line
 //! the command prints.
 
-
 pub(crate) mod plot;
 pub(crate) mod waveform;
 

@@ -20,7 +20,6 @@
 
 use std::fmt::Write as _;
 
-
 /// The format version written (audiowaveform's JSON with `channels`).
 const VERSION: u32 = 2;
 
@@ -50,11 +49,6 @@ impl WaveformBuilder {
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
         }
-    }
-
-    /// Samples per point.
-    pub fn samples_per_pixel(&self) -> u32 {
-        self.samples_per_pixel
     }
 
     /// Adds frames of the stream: one plane per channel (averaged into one).
@@ -152,7 +146,7 @@ mod tests {
     #[test]
     fn points_hold_the_min_and_max_of_the_channel_average() {
         let mut w = WaveformBuilder::new(1000, 100); // 10 samples per point
-        assert_eq!(w.samples_per_pixel(), 10);
+        assert_eq!(w.samples_per_pixel, 10);
         let left: Vec<f32> = (0..25).map(|i| i as f32 / 25.0).collect();
         let right: Vec<f32> = left.iter().map(|v| -v).collect();
         // Anti-phase averages to zero...

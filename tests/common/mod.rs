@@ -6,8 +6,8 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use podstitch::analyze;
-use podstitch::stages::{Block, Source};
 use podstitch::stages::Decoder;
+use podstitch::stages::{Block, Source};
 use podstitch::SilenceSettings;
 use podstitch::{stitch, Bumpers, Input, Observer, Outputs, Report, Settings};
 

@@ -98,7 +98,6 @@ const JSON_TYPE: &str = "application/json";
 /// data (audiowaveform JSON); absent or empty: no waveform is made.
 pub const WAVEFORM_ENV: &str = "EPISODE_WAVEFORM_UPLOAD_URL";
 
-
 /// Why the job failed; decides the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {

@@ -13,8 +13,8 @@ use podstitch::stages::TempDir;
 use podstitch::Observer;
 
 use crate::cli::JobArgs;
-use crate::job::{self, FailureKind};
 use crate::interrupt::{clean_up_on_signal, ENDING};
+use crate::job::{self, FailureKind};
 
 /// What reaching the deadline means, which depends on whether the uploads
 /// had begun.

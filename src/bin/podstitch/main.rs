@@ -27,8 +27,8 @@ use cli::{AnalyzeArgs, Cli, Command, StitchArgs};
 use interrupt::{clean_up_on_signal, ENDING};
 use podstitch::stages::TempDir;
 use podstitch::{
-    analyze, analyze_with_chart, stitch_to_dir, Analysis, Bumpers, Chart, ChartMarks, FileSink,
-    Input, Observer, Report, Settings, SilenceSettings,
+    analyze, analyze_with_chart, stitch_to_dir, Analysis, Bumpers, Chart, FileSink, Input,
+    Observer, Report, Settings, SilenceSettings,
 };
 
 /// The episode's file names in an output directory.
@@ -257,16 +257,13 @@ fn plot_run(
     dir: &Path,
 ) -> Result<(), String> {
     let silence = settings.silence.clone();
-    let marks = ChartMarks {
-        target: Some((settings.loudness.integrated_lufs, 1.0)),
-        ceiling_dbtp: settings.loudness.true_peak_dbtp,
-    };
     let chart = |path: &Path, label: &str| -> Result<Chart, String> {
         let name = path.display().to_string();
-        let (_, mut c) =
-            analyze_with_chart(&name, Input::Path(path.to_path_buf()), &silence, marks)
-                .map_err(|e| e.to_string())?;
+        let (_, mut c) = analyze_with_chart(&name, Input::Path(path.to_path_buf()), &silence)
+            .map_err(|e| e.to_string())?;
         c.title = format!("{label}: {}", c.title);
+        c.target = Some((settings.loudness.integrated_lufs, 1.0));
+        c.ceiling_dbtp = settings.loudness.true_peak_dbtp;
         Ok(c)
     };
     let write = |file: &str, svg: String| {
@@ -358,10 +355,6 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), String> {
         max_pause_s: args.max_pause,
         ..SilenceSettings::default()
     };
-    let marks = ChartMarks {
-        target: Some((args.target, args.tolerance)),
-        ceiling_dbtp: args.ceiling,
-    };
     // One input: OUT is the picture; several: a directory of them.
     let plot_path = |f: &Path| -> Option<PathBuf> {
         let out = args.plot.as_ref()?;
@@ -378,8 +371,13 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), String> {
         let name = f.display().to_string();
         let measured = match plot_path(f) {
             None => analyze(&name, Input::Path(f.clone()), &silence).map(|a| (a, None)),
-            Some(p) => analyze_with_chart(&name, Input::Path(f.clone()), &silence, marks)
-                .map(|(a, c)| (a, Some((p, c)))),
+            Some(p) => {
+                analyze_with_chart(&name, Input::Path(f.clone()), &silence).map(|(a, mut c)| {
+                    c.target = Some((args.target, args.tolerance));
+                    c.ceiling_dbtp = args.ceiling;
+                    (a, Some((p, c)))
+                })
+            }
         };
         let written = measured.map_err(|e| e.to_string()).and_then(|(a, chart)| {
             if let Some((p, c)) = chart {

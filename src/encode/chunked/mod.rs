@@ -54,12 +54,12 @@ use std::time::Duration;
 
 use mp3lame_encoder::Encoder;
 
+use crate::encode::id3::Tag;
 use crate::encode::{
     begin_stream, clamp, frame_samples, lame_encode, lame_flush, lame_tag_frame, makeup_gain,
-    new_encoder, Mp3Settings, CHUNK,
+    new_encoder, Mp3Format, CHUNK,
 };
 use crate::error::{Error, Result, Stage};
-use crate::encode::id3::Tag;
 use frames::{main_data_before, patch_info_tag, scan, Crc16, Frame, StreamFacts, TocSampler};
 
 /// Frames of real audio before its chunk that a chunk's encoder sees first,
@@ -152,7 +152,7 @@ pub struct ChunkReport {
 pub struct ChunkedMp3Writer<'p, W: Write + Seek> {
     subject: Arc<str>,
     pool: &'p EncodePool,
-    settings: Mp3Settings,
+    settings: Mp3Format,
     makeup: f32,
     /// Samples per channel in an MP3 frame.
     spf: u64,
@@ -282,7 +282,7 @@ struct Tail {
 /// encoder or continue `encoder`.
 struct ChunkJob {
     subject: Arc<str>,
-    settings: Mp3Settings,
+    settings: Mp3Format,
     encoder: Option<Encoder>,
     pcm: Vec<Vec<f32>>,
     pcm_start: u64,
@@ -328,20 +328,17 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
     /// Starts an MP3 at the sink's current position with 20 s chunks: checks
     /// the settings and writes the ID3v2 tag. `subject` names the output in
     /// errors.
-    pub fn new(
-        subject: &str,
-        sink: W,
-        settings: &Mp3Settings,
-        pool: &'p EncodePool,
-    ) -> Result<Self> {
+    #[cfg(any(test, feature = "internals"))]
+    pub fn new(subject: &str, sink: W, settings: &Mp3Format, pool: &'p EncodePool) -> Result<Self> {
         Self::with_options(subject, sink, settings, pool, &ChunkOptions::default())
     }
 
     /// Like [`new`](Self::new), with the chunking given.
+    #[cfg(any(test, feature = "internals"))]
     pub fn with_options(
         subject: &str,
         sink: W,
-        settings: &Mp3Settings,
+        settings: &Mp3Format,
         pool: &'p EncodePool,
         options: &ChunkOptions,
     ) -> Result<Self> {
@@ -350,10 +347,10 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
 
     /// Like [`with_options`](Self::with_options), with the frames of `tag`
     /// in the ID3v2 tag after the encoder's.
-    pub fn with_tag(
+    pub(crate) fn with_tag(
         subject: &str,
         mut sink: W,
-        settings: &Mp3Settings,
+        settings: &Mp3Format,
         pool: &'p EncodePool,
         options: &ChunkOptions,
         tag: &Tag,
@@ -373,7 +370,7 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
         let smallest = frames::Header {
             mpeg1,
             crc: false,
-            kbps: settings.bitrate_kbps,
+            kbps: settings.options.bitrate_kbps,
             rate: settings.sample_rate,
             padding: false,
             channels: usize::from(settings.channels),
@@ -849,8 +846,8 @@ fn run_job(job: ChunkJob) -> Result<Encoded> {
     };
     let frames = job.pcm.first().map_or(0, Vec::len);
     let settings = &job.settings;
-    let expected =
-        (frames as u64 * u64::from(settings.bitrate_kbps) * 125) / u64::from(settings.sample_rate);
+    let expected = (frames as u64 * u64::from(settings.options.bitrate_kbps) * 125)
+        / u64::from(settings.sample_rate);
     let mut bytes = Vec::with_capacity(expected as usize + 8192);
     let mut pos = job.feed_from;
     while pos < frames {

@@ -2,15 +2,18 @@ use super::*;
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
 use crate::encode::tests::decode;
+use crate::encode::Mp3Options;
 
 const RATE: u32 = 44_100;
 
-fn stereo() -> Mp3Settings {
-    Mp3Settings {
-        bitrate_kbps: 128,
+fn stereo() -> Mp3Format {
+    Mp3Format {
+        options: Mp3Options {
+            bitrate_kbps: 128,
+            quality: 3,
+        },
         channels: 2,
         sample_rate: RATE,
-        quality: 3,
     }
 }
 
@@ -164,10 +167,8 @@ fn wrong_channel_count_in_write_errors() {
     let (a, b) = ([0.0f32; 10], [0.0f32; 9]);
     let err = w.write(&[&a]).unwrap_err();
     assert_eq!(err.stage_of(), Some(Stage::Encode));
-    let bad = Mp3Settings {
-        bitrate_kbps: 100,
-        ..stereo()
-    };
+    let mut bad = stereo();
+    bad.options.bitrate_kbps = 100;
     let err = ChunkedMp3Writer::new("bad", Cursor::new(Vec::new()), &bad, &pool).unwrap_err();
     assert!(matches!(err, Error::Settings(_)), "{err}");
     let mut w = ChunkedMp3Writer::new("stereo", Cursor::new(Vec::new()), &stereo(), &pool).unwrap();
