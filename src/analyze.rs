@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 
+use crate::audio::units::{frames_to_secs, gain_to_db, secs_to_frames};
 use crate::audio::{Block, Source};
-use crate::dsp::limiter::TruePeakMeter;
 use crate::dsp::silence::{PauseFinder, SilenceSettings};
 use crate::error::Result;
 use crate::io::Input;
+use crate::loudness::truepeak::TruePeakMeter;
 use crate::loudness::{Measures, Meter, HOP_SECONDS};
 use crate::report::plot::Chart;
 use crate::report::TimeSpan;
@@ -78,10 +79,10 @@ fn measure_file(
             series: chart,
         },
     )?;
-    let limit = (silence.max_pause_s * f64::from(rate)).round() as u64 + 1;
+    let limit = secs_to_frames(silence.max_pause_s, rate) + 1;
     let mut pauses = PauseFinder::new(ch, rate, silence, limit);
     // For a chart: the true peak of every 100 ms hop.
-    let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
+    let hop = secs_to_frames(HOP_SECONDS, rate) as usize;
     let mut hop_peaks = chart.then(|| (TruePeakMeter::new(ch, rate), 0usize, Vec::new()));
     let mut block = Block::default();
     while dec.read(&mut block)? {
@@ -99,7 +100,7 @@ fn measure_file(
                 tp.process(&planes);
                 (start, *in_hop) = (start + take, *in_hop + take);
                 if *in_hop == hop {
-                    peaks.push(to_db(tp.take_peak()));
+                    peaks.push(gain_to_db(f64::from(tp.take_peak())) as f32);
                     *in_hop = 0;
                 }
             }
@@ -107,7 +108,7 @@ fn measure_file(
     }
     let m = meter.measurement()?;
     let (lead, long) = pauses.finish();
-    let secs = |f: u64| f as f64 / f64::from(rate);
+    let secs = |f: u64| frames_to_secs(f, rate);
     let long_pauses: Vec<TimeSpan> = long
         .iter()
         .map(|p| TimeSpan {
@@ -146,13 +147,4 @@ fn measure_file(
         long_pauses,
     };
     Ok((analysis, chart))
-}
-
-/// A linear peak in dB (−200 for silence, as the meter reports it).
-fn to_db(peak: f32) -> f32 {
-    if peak > 0.0 {
-        20.0 * peak.log10()
-    } else {
-        -200.0
-    }
 }

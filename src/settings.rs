@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::dsp::silence::SilenceSettings;
 use crate::encode::id3::{image_mime, Cover};
-use crate::encode::Mp3Options;
+use crate::encode::{Mp3Format, Mp3Options};
 use crate::error::{Error, Result};
 use crate::loudness::LoudnessSettings;
 
@@ -197,10 +197,6 @@ pub(crate) fn load_cover(path: &std::path::Path) -> Result<Cover> {
     Ok(Cover { mime, data })
 }
 
-/// Sample rates MPEG-1/2/2.5 Layer III can carry.
-pub(crate) const MP3_RATES: [u32; 9] =
-    [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
-
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
     if ok {
         Ok(())
@@ -212,12 +208,30 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
 impl Settings {
     /// Checks every value against its allowed range.
     pub fn validate(&self) -> Result<()> {
-        check(MP3_RATES.contains(&self.sample_rate), || {
-            format!(
-                "sample rate {} Hz is not an MP3 rate (one of {MP3_RATES:?})",
-                self.sample_rate
-            )
-        })?;
+        // The MP3 formats first: the sample rate, each bitrate and quality,
+        // and whether a frame holds the gapless Info tag, checked by the
+        // encoder's own rules, so nothing fails after the first pass.
+        for (name, options, channels) in [
+            (
+                "episode MP3 (--episode-bitrate, --quality)",
+                &self.episode_mp3,
+                2,
+            ),
+            (
+                "segment MP3 (--segment-bitrate, --quality)",
+                &self.segment_mp3,
+                1,
+            ),
+        ] {
+            crate::encode::check_format(
+                name,
+                &Mp3Format {
+                    options: options.clone(),
+                    channels,
+                    sample_rate: self.sample_rate,
+                },
+            )?;
+        }
         check(
             self.highpass_hz == 0.0 || (10.0..=500.0).contains(&self.highpass_hz),
             || {
@@ -289,20 +303,6 @@ impl Settings {
         check((0.0..=30.0).contains(&self.crossfade_s), || {
             format!("crossfade {} s must be within 0..30", self.crossfade_s)
         })?;
-        for (name, m) in [
-            ("episode", &self.episode_mp3),
-            ("segment", &self.segment_mp3),
-        ] {
-            check(m.quality <= 9, || {
-                format!("{name} MP3 quality {} must be 0..9", m.quality)
-            })?;
-            check((8..=320).contains(&m.bitrate_kbps), || {
-                format!(
-                    "{name} MP3 bitrate {} kb/s must be within 8..320",
-                    m.bitrate_kbps
-                )
-            })?;
-        }
         if let Some(pps) = self.waveform_pixels_per_second {
             check((1..=1000).contains(&pps), || {
                 format!("waveform resolution {pps} points per second must be within 1..1000")
@@ -378,6 +378,9 @@ impl Settings {
             check((1000..=9999).contains(&y), || {
                 format!("year {y} must be a four-digit year such as 2026")
             })?;
+        }
+        if let Some(cover) = &tags.cover {
+            load_cover(cover)?;
         }
         Ok(())
     }

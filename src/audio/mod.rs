@@ -6,6 +6,7 @@
 //! vectorise. Blocks are allocated once per stage and reused.
 
 pub(crate) mod ahead;
+pub(crate) mod units;
 
 use crate::error::Result;
 
@@ -255,16 +256,6 @@ impl<S: Source, P: Processor> Source for Processed<S, P> {
         }
         Ok(!block.is_empty())
     }
-}
-
-/// Converts decibels to a linear amplitude factor.
-pub fn db_to_gain(db: f64) -> f64 {
-    10f64.powf(db / 20.0)
-}
-
-/// Converts a linear amplitude factor to decibels.
-pub fn gain_to_db(gain: f64) -> f64 {
-    20.0 * gain.log10()
 }
 
 impl<S: Source + ?Sized> Source for Box<S> {

@@ -82,6 +82,7 @@ use symphonia::core::packet::Packet;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::audio::units::frames_to_secs;
 use crate::audio::{Block, Source};
 use crate::error::{Error, Result, Stage};
 use crate::settings::Limits;
@@ -361,7 +362,7 @@ impl Decoder {
     pub fn declared_duration_s(&self) -> Option<f64> {
         self.declared_frames
             .filter(|_| self.declared_exact && self.rate > 0)
-            .map(|n| n as f64 / f64::from(self.rate))
+            .map(|n| frames_to_secs(n, self.rate))
     }
 
     /// What this decoder has met so far (NaN samples, links), as a handle

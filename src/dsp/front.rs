@@ -501,7 +501,7 @@ impl<S: Source> Source for Downmixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::gain_to_db;
+    use crate::audio::units::gain_to_db;
 
     fn sine(rate: u32, hz: f64, n: usize, amp: f32) -> Vec<f32> {
         (0..n)

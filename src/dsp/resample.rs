@@ -12,7 +12,7 @@ use crate::audio::{Block, Source};
 use crate::error::{Error, Result, Stage};
 
 /// Input frames handed to the resampler per call.
-const CHUNK: usize = 1024;
+const RESAMPLER_CALL_FRAMES: usize = 1024;
 
 /// Number of output frames an input of `frames` frames at `from` Hz becomes at `to` Hz.
 pub fn resampled_len(frames: u64, from: u32, to: u32) -> u64 {
@@ -51,25 +51,31 @@ impl<S: Source> Resample<S> {
         let state = if from == to {
             None
         } else {
-            let rs = Fft::<f32>::new(from as usize, to as usize, CHUNK, ch, FixedSync::Input)
-                .map_err(|e| {
-                    Error::stage(
-                        subject,
-                        Stage::Resample,
-                        format!("{from} Hz to {to} Hz: {e}"),
-                    )
-                })?;
+            let rs = Fft::<f32>::new(
+                from as usize,
+                to as usize,
+                RESAMPLER_CALL_FRAMES,
+                ch,
+                FixedSync::Input,
+            )
+            .map_err(|e| {
+                Error::stage(
+                    subject,
+                    Stage::Resample,
+                    format!("{from} Hz to {to} Hz: {e}"),
+                )
+            })?;
             let to_trim = rs.output_delay();
             let out_max = rs.output_frames_max();
             Some(State {
-                pending: vec![Vec::with_capacity(CHUNK * 2); ch],
+                pending: vec![Vec::with_capacity(RESAMPLER_CALL_FRAMES * 2); ch],
                 out: vec![vec![0.0; out_max]; ch],
                 to_trim,
                 rs,
                 in_total: 0,
                 out_total: 0,
                 input_done: false,
-                scratch: Block::new(ch, CHUNK),
+                scratch: Block::new(ch, RESAMPLER_CALL_FRAMES),
             })
         };
         Ok(Resample {

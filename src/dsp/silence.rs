@@ -16,6 +16,7 @@
 //! The cutter is a streaming stage with a memory of a few frames: it holds at
 //! most `fade` frames back, however long the input.
 
+use crate::audio::units::db_to_gain;
 use crate::audio::{Block, Processed, Processor, Source};
 
 /// Settings of the silence stage.
@@ -72,7 +73,7 @@ impl Lengths {
         let window = frames(s.window_ms / 1000.0).max(1);
         let max_pause = frames(s.max_pause_s).max(2);
         let fade = frames(s.fade_ms / 1000.0).min(max_pause / 2);
-        let thr = 10f64.powf(s.threshold_db / 20.0);
+        let thr = db_to_gain(s.threshold_db);
         Lengths {
             window,
             max_pause,

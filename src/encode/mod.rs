@@ -36,11 +36,20 @@ use crate::encode::id3::{Tag, MAX_TAG_BYTES};
 use crate::error::{Error, Result, Stage};
 
 /// Frames handed to LAME per call; bounds the scratch buffers.
-pub(crate) const CHUNK: usize = 4096;
+pub(crate) const LAME_CALL_FRAMES: usize = 4096;
 
-/// Sample rates MP3 can carry (MPEG-1, MPEG-2 and MPEG-2.5).
-const MPEG1_RATES: [u32; 3] = [32_000, 44_100, 48_000];
-const MPEG2_RATES: [u32; 6] = [16_000, 22_050, 24_000, 8_000, 11_025, 12_000];
+/// MPEG-1 sample rates by frame-header index (ISO/IEC 11172-3 §2.4.2.3,
+/// `sampling_frequency`); MPEG-2 halves them and MPEG-2.5 quarters them.
+/// The one table of MP3 rates: the encoder's checks and the frame parser
+/// both read it.
+pub(crate) const MPEG1_RATES: [u32; 3] = [44_100, 48_000, 32_000];
+
+/// The MPEG-2 and 2.5 rates (16, 22.05, 24 kHz and 8, 11.025, 12 kHz).
+fn mpeg2_rates() -> impl Iterator<Item = u32> {
+    [2, 4]
+        .into_iter()
+        .flat_map(|d| MPEG1_RATES.iter().map(move |r| r / d))
+}
 
 /// Samples per channel in one MP3 frame at `sample_rate`: 1152 for MPEG-1
 /// (32 kHz and up), 576 for MPEG-2 and 2.5 (one granule).
@@ -97,7 +106,7 @@ pub struct Mp3Writer<W: Write + Seek> {
     frame_offset: u64,
     /// Bytes written since `start`.
     written: u64,
-    /// Clamped copies of the input, one per channel, `CHUNK` frames at most.
+    /// Clamped copies of the input, one per channel, `LAME_CALL_FRAMES` frames at most.
     scratch: [Vec<f32>; 2],
     /// Encoded bytes, reused for every call.
     out: Vec<u8>,
@@ -142,8 +151,11 @@ impl<W: Write + Seek> Mp3Writer<W> {
             start,
             frame_offset,
             written: frame_offset,
-            scratch: [Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK)],
-            out: Vec::with_capacity(max_required_buffer_size(CHUNK)),
+            scratch: [
+                Vec::with_capacity(LAME_CALL_FRAMES),
+                Vec::with_capacity(LAME_CALL_FRAMES),
+            ],
+            out: Vec::with_capacity(max_required_buffer_size(LAME_CALL_FRAMES)),
         })
     }
 
@@ -172,7 +184,7 @@ impl<W: Write + Seek> Mp3Writer<W> {
         }
         let mut pos = 0;
         while pos < frames {
-            let end = (pos + CHUNK).min(frames);
+            let end = (pos + LAME_CALL_FRAMES).min(frames);
             let makeup = self.makeup;
             for (plane, scratch) in planes.iter().zip(self.scratch.iter_mut()) {
                 scratch.clear();
@@ -286,14 +298,14 @@ pub(crate) fn new_encoder(subject: &str, settings: &Mp3Format) -> Result<Encoder
 }
 
 /// Encodes planar samples (one plane for mono, two for stereo; already
-/// clamped and scaled, at most [`CHUNK`] frames) and appends the bytes LAME
+/// clamped and scaled, at most [`LAME_CALL_FRAMES`] frames) and appends the bytes LAME
 /// hands out to `out`.
 pub(crate) fn lame_encode(
     encoder: &mut Encoder,
     planes: &[&[f32]],
     out: &mut Vec<u8>,
 ) -> std::result::Result<usize, mp3lame_encoder::EncodeError> {
-    debug_assert!(planes[0].len() <= CHUNK);
+    debug_assert!(planes[0].len() <= LAME_CALL_FRAMES);
     out.reserve(max_required_buffer_size(planes[0].len()));
     match planes {
         [mono] => encoder.encode_to_vec(MonoPcm(mono), out),
@@ -374,7 +386,7 @@ fn check_settings(subject: &str, s: &Mp3Format) -> Result<(Bitrate, Quality, Mod
         }
     };
     let mpeg1 = MPEG1_RATES.contains(&s.sample_rate);
-    if !mpeg1 && !MPEG2_RATES.contains(&s.sample_rate) {
+    if !mpeg1 && !mpeg2_rates().any(|r| r == s.sample_rate) {
         return Err(Error::Settings(format!(
             "{subject}: MP3 cannot carry {} Hz; use 32000, 44100 or 48000 \
              (or 8000, 11025, 12000, 16000, 22050, 24000)",
@@ -444,6 +456,12 @@ fn check_settings(subject: &str, s: &Mp3Format) -> Result<(Bitrate, Quality, Mod
         }
     };
     Ok((bitrate, quality, mode))
+}
+
+/// Checks `format` by the encoder's rules (rate, bitrate, quality, room for
+/// the gapless Info tag) without starting an encoder; `subject` names it.
+pub(crate) fn check_format(subject: &str, format: &Mp3Format) -> Result<()> {
+    check_settings(subject, format).map(|_| ())
 }
 
 fn bad_bitrate(subject: &str, s: &Mp3Format, mpeg1: bool) -> Error {
@@ -775,7 +793,9 @@ pub(crate) mod tests {
         let kbps = [
             8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320,
         ];
-        let rates = MPEG1_RATES.iter().chain(&MPEG2_RATES);
+        let rates: Vec<u32> = MPEG1_RATES.into_iter().chain(mpeg2_rates()).collect();
+        assert_eq!(rates.len(), 9);
+        let rates = rates.iter();
         let mut accepted = 0;
         for (&rate, &kbps, channels) in rates
             .flat_map(|r| kbps.iter().map(move |k| (r, k)))
@@ -786,7 +806,7 @@ pub(crate) mod tests {
                     bitrate_kbps: kbps,
                     quality: 7,
                 },
-                channels: channels,
+                channels,
                 sample_rate: rate,
             };
             let Ok(mut w) = Mp3Writer::new("t", Cursor::new(Vec::new()), &s) else {

@@ -16,11 +16,12 @@
 //! counts its LFE and its surrounds 1.5 dB lower than the standard: an
 //! approximate figure.
 
+use crate::audio::units::{gain_to_db, secs_to_frames};
 use crate::audio::Block;
 #[cfg(test)]
 use crate::audio::Source;
-use crate::dsp::limiter::TruePeakMeter;
 use crate::error::{Error, Result, Stage};
+use crate::loudness::truepeak::TruePeakMeter;
 
 use super::kweight::{self, KWeighting};
 use super::HOP_SECONDS;
@@ -149,7 +150,7 @@ impl Meter {
         Ok(Meter {
             filter: KWeighting::new(f64::from(rate)),
             channels: vec![kweight::Channel::default(); channels],
-            hop: (HOP_SECONDS * f64::from(rate)).round() as usize,
+            hop: secs_to_frames(HOP_SECONDS, rate) as usize,
             in_hop: 0,
             blocks: Vec::new(),
             tp: what.true_peak.then(|| TruePeakMeter::new(channels, rate)),
@@ -231,7 +232,7 @@ impl Meter {
         Ok(Measurement {
             integrated_lufs: if i.is_finite() { i } else { -70.0 },
             lra_lu: if lra.is_finite() { lra } else { 0.0 },
-            true_peak_dbtp: if tp > 0.0 { 20.0 * tp.log10() } else { -200.0 },
+            true_peak_dbtp: gain_to_db(tp),
             frames: self.frames,
         })
     }

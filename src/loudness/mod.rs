@@ -12,12 +12,14 @@
 
 mod kweight;
 mod meter;
+pub(crate) mod truepeak;
 
 #[cfg(test)]
 pub(crate) use meter::measure;
 pub use meter::{integrated_from_blocks, Measurement, Measures, Meter};
 
-use crate::audio::{db_to_gain, Block, Source};
+use crate::audio::units::db_to_gain;
+use crate::audio::{Block, Source};
 use crate::error::Result;
 
 /// Loudness targets and limits.

@@ -13,7 +13,7 @@
 //! (or far louder) does a further pass run, with the gain corrected by a
 //! secant step.
 
-use crate::audio::gain_to_db;
+use crate::audio::units::gain_to_db;
 use crate::loudness::GainPlan;
 
 /// Per-hop sample peak and energy of a mono recording, for

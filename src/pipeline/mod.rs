@@ -28,6 +28,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::audio::ahead::read_ahead;
+use crate::audio::units::{frames_to_secs, secs_to_frames};
 use crate::audio::{Block, Mono, Processed, Source};
 use crate::dsp::front::{
     Downmix, Downmixed, FrontAnalysis, HighPass, Threshold, DIGITAL_SILENCE_DB, MIN_SOUND_S,
@@ -140,7 +141,7 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
 }
 
 fn secs(frames: u64, rate: u32) -> f64 {
-    frames as f64 / f64::from(rate)
+    frames_to_secs(frames, rate)
 }
 
 /// The front end's decisions about one recording (see [`crate::dsp::front`]).
@@ -244,7 +245,7 @@ fn measure_and_spool(
     let mut chain = trimmed(front_src, &silence);
     let mut meter = Meter::new(1, rate, Measures::ALL)?;
     let mut writer = SpoolWriter::create(spool, 1)?;
-    let hop = (HOP_SECONDS * f64::from(rate)).round() as usize;
+    let hop = secs_to_frames(HOP_SECONDS, rate) as usize;
     let mut hops = HopStats::new(hop);
     let mut block = Block::default();
     while chain.read(&mut block)? {
@@ -697,7 +698,7 @@ fn layout(
         response.frames,
         bumpers[2].frames,
     ];
-    let fade = (settings.crossfade_s * f64::from(rate)).round() as u64;
+    let fade = secs_to_frames(settings.crossfade_s, rate);
     let (fades, short) = plan_fades(&lens, fade);
     for s in &short {
         obs.log(&format!(

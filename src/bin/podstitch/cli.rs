@@ -25,6 +25,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Stitch two recordings between the bumpers into episode.mp3,
     /// caller-segment.mp3 and response-segment.mp3; print one JSON line.

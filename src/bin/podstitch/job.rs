@@ -218,10 +218,12 @@ pub fn configure(
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ASSETS_DIR));
     // The same check `stitch` makes, with the contract's message.
     Bumpers::from_dir(&assets_dir).map_err(|e| fail(FailureKind::Config, e.to_string()))?;
+    tags_from_env(&mut settings, env)?;
+    // Every setting, the MP3 formats and the cover included, before any
+    // download.
     settings
         .validate()
         .map_err(|e| fail(FailureKind::Config, e.to_string()))?;
-    tags_from_env(&mut settings, env)?;
     Ok(JobConfig {
         draft_id: values[0].clone(),
         attempt: values[1].clone(),
@@ -435,17 +437,18 @@ mod tests {
             "{}",
             err.message
         );
+        // The cover is read with the other settings (`configure` maps the
+        // error to a configuration failure).
         let mut s = Settings::default();
-        let err = tags_from_env(
+        tags_from_env(
             &mut s,
             &env_of(&[("PODSTITCH_COVER", "/nonexistent/cover.jpg")]),
         )
-        .unwrap_err();
-        assert_eq!(err.kind, FailureKind::Config);
+        .unwrap();
+        let err = s.validate().unwrap_err().to_string();
         assert!(
-            err.message.contains("cover image (/nonexistent/cover.jpg)"),
-            "{}",
-            err.message
+            err.contains("cover image (/nonexistent/cover.jpg)"),
+            "{err}"
         );
     }
 }

@@ -15,8 +15,6 @@ const KBPS_MPEG1: [u32; 15] = [
 ];
 /// Layer III bitrates for MPEG-2 and 2.5 (ISO/IEC 13818-3 §2.4.2.3).
 const KBPS_MPEG2: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
-/// Sample rates by header index for MPEG-1; MPEG-2 halves them, 2.5 quarters.
-const RATES_MPEG1: [u32; 3] = [44_100, 48_000, 32_000];
 
 /// A Layer III frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +48,7 @@ impl Header {
         let table = if mpeg1 { &KBPS_MPEG1 } else { &KBPS_MPEG2 };
         let kbps = *table.get(usize::from(b[2] >> 4))?;
         let rate_index = usize::from((b[2] >> 2) & 3);
-        let base = *RATES_MPEG1.get(rate_index)?;
+        let base = *crate::encode::MPEG1_RATES.get(rate_index)?;
         if kbps == 0 {
             return None;
         }

@@ -57,7 +57,7 @@ use mp3lame_encoder::Encoder;
 use crate::encode::id3::Tag;
 use crate::encode::{
     begin_stream, clamp, frame_samples, lame_encode, lame_flush, lame_tag_frame, makeup_gain,
-    new_encoder, Mp3Format, CHUNK,
+    new_encoder, Mp3Format, LAME_CALL_FRAMES,
 };
 use crate::error::{Error, Result, Stage};
 use frames::{main_data_before, patch_info_tag, scan, Crc16, Frame, StreamFacts, TocSampler};
@@ -851,7 +851,7 @@ fn run_job(job: ChunkJob) -> Result<Encoded> {
     let mut bytes = Vec::with_capacity(expected as usize + 8192);
     let mut pos = job.feed_from;
     while pos < frames {
-        let end = (pos + CHUNK).min(frames);
+        let end = (pos + LAME_CALL_FRAMES).min(frames);
         let second = job.pcm.get(1).map_or(&[][..], |p| &p[pos..end]);
         let planes = [&job.pcm[0][pos..end], second];
         lame_encode(&mut encoder, &planes[..job.pcm.len()], &mut bytes)
