@@ -4,22 +4,25 @@
 //! three bumpers, and encode the episode and both segments as gapless MP3s
 //! whose loudness, true peak and length are checked by decoding them again.
 //!
-//! ```no_run
-//! use podstitch::{stitch_to_dir, Bumpers, Input, Quiet, Settings};
+//! ```
+//! use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Settings};
 //!
-//! let report = stitch_to_dir(
-//!     Input::Path("caller.webm".into()),
-//!     Input::Path("response.ogg".into()),
+//! let mut outputs = Outputs::in_memory();
+//! let report = stitch(
+//!     Input::Path("fixtures/caller.webm".into()),
+//!     Input::Path("fixtures/response.ogg".into()),
 //!     Bumpers::embedded(),
-//!     std::path::Path::new("out"),
+//!     &mut outputs,
 //!     &Settings::default(),
 //!     &Quiet,
 //! )?;
+//! assert_eq!(report.episode_audio_size as usize, outputs.episode.get_ref().len());
 //! println!("{}", report.to_json_line());
 //! # Ok::<(), podstitch::Error>(())
 //! ```
 //!
-//! [`stitch`] does the same into any three [`Sink`]s (files, memory);
+//! [`stitch_to_dir`] does the same into a directory (the three files appear
+//! only when all three are complete);
 //! [`Observer`] receives the log and the progress; [`analyze`] measures a
 //! file the way `podstitch analyze` does. [`stages`] holds the building
 //! blocks for those who compose a chain of their own.

@@ -406,4 +406,27 @@ mod tests {
             .to_string()
             .starts_with("settings: true-peak ceiling"));
     }
+
+    /// The MP3 formats are checked by the encoder's rules, so a setting the
+    /// encoder would refuse after the first pass is refused here.
+    #[test]
+    fn mp3_formats_are_checked_by_the_encoders_rules() {
+        let mut s = Settings::default();
+        s.segment_mp3.bitrate_kbps = 32; // mono 44.1 kHz: no room for the Info tag
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("segment MP3") && e.contains("Info tag"), "{e}");
+        let mut s = Settings::default();
+        s.episode_mp3.bitrate_kbps = 56; // not a bitrate LAME takes here
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("episode MP3") && e.contains("56 kb/s"), "{e}");
+        let mut s = Settings::default();
+        s.segment_mp3.quality = 10;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("quality"), "{e}");
+        let mut s = Settings::default();
+        s.segment_mp3.bitrate_kbps = 48; // 48 kb/s mono 44.1 kHz: 156 bytes < 177
+        assert!(s.validate().is_err());
+        s.segment_mp3.bitrate_kbps = 64;
+        s.validate().unwrap();
+    }
 }

@@ -8,7 +8,7 @@
 //! Already covered elsewhere and not repeated here: mono and stereo inputs,
 //! 8 kHz and 96 kHz (`tests/stitch.rs`, every format); noise below −50 dBFS
 //! and a recording shorter than the crossfade (`tests/stitch.rs`); truncation
-//! at every offset and corrupt payloads never panicking (`src/decode.rs`);
+//! at every offset and corrupt payloads never panicking (`src/decode/mod.rs`);
 //! the job's download, upload and signal failures (`tests/job.rs`).
 
 use std::io::{Cursor, Read};
@@ -61,7 +61,7 @@ fn tone(rate: u32, secs: f64, amp: f32) -> Vec<f32> {
     (0..(f64::from(rate) * secs) as usize)
         .map(|i| {
             // 2 Hz on/off gating, so it sounds like speech to the meters.
-            let on = (i * 4 / rate as usize) % 2 == 0;
+            let on = (i * 4 / rate as usize).is_multiple_of(2);
             let x = (i as f32 * 2.0 * std::f32::consts::PI * 220.0 / rate as f32).sin();
             if on {
                 amp * x
@@ -597,7 +597,11 @@ impl Read for LongWav {
                 }
                 let t = i as f64 / 16_000.0;
                 let paused = t % 20.0 > 18.5;
-                let gate = if (t * 3.0) as u64 % 2 == 0 { 0.3 } else { 0.1 };
+                let gate = if ((t * 3.0) as u64).is_multiple_of(2) {
+                    0.3
+                } else {
+                    0.1
+                };
                 let v = if paused {
                     0.0
                 } else {

@@ -357,7 +357,7 @@ fn mutated_fixtures_never_crash_the_decoder_or_analysis() {
             findings.push(line);
         }
         case += 1;
-        if budget.is_some() && case % 1000 == 0 {
+        if budget.is_some() && case.is_multiple_of(1000) {
             eprintln!(
                 "fuzz: {case} cases in {:.0} s, {} finding(s)",
                 started.elapsed().as_secs_f64(),

@@ -55,7 +55,7 @@ const CASES: &[Case] = &[
         fixture: "caller.m4a",
         // The MP4 edit list says to drop the encoder's 1024 priming samples;
         // FFmpeg does, podstitch does not (symphonia 0.6 hides the edit
-        // list; see src/decode.rs). Everything after lines up exactly.
+        // list; see src/decode/mod.rs). Everything after lines up exactly.
         extra_head: 1024,
         extra_tail: 0,
         min_snr_db: 70.0,

@@ -384,6 +384,27 @@ fn a_missing_asset_is_named_before_any_request() {
     assert_eq!(s.requests(), 0);
 }
 
+/// The MP3 formats are checked by the encoder's own rules before anything
+/// is downloaded: 32 kb/s mono at 44.1 kHz has no room for the gapless
+/// Info tag, which used to surface only after the first pass (exit 4).
+#[test]
+fn a_segment_bitrate_too_low_for_the_info_tag_exits_1_before_any_request() {
+    let s = TestServer::start(happy_route());
+    let tmp = scratch();
+    let o = run_job(&contract_env(&s), &["--segment-bitrate", "32"], &tmp);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.contains("segment MP3 (--segment-bitrate")
+            && last.contains("32 kb/s")
+            && last.contains("use a higher bitrate"),
+        "{err}"
+    );
+    assert_eq!(s.requests(), 0, "nothing is downloaded");
+    assert_clean(&o, &tmp);
+}
+
 #[test]
 fn download_404_fails_at_once_and_uploads_nothing() {
     let base = happy_route();

@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
-use podstitch::{stitch_to_dir, Bumpers, FileSink, Observer, Settings, Waveform};
+use podstitch::{stitch_to_dir, Bumpers, Observer, Settings, Waveform};
 
 use crate::http::{parse_url, redact, Http, HttpSettings};
-use crate::WAVEFORM_FILE;
-
-const OUTPUT_FILES: [&str; 3] = FileSink::OUTPUT_FILES;
+use crate::{OUTPUT_FILES, WAVEFORM_FILE};
 
 /// The required variables, in the order they are checked.
 pub const REQUIRED_ENV: [&str; 7] = [

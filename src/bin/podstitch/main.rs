@@ -32,7 +32,7 @@ use podstitch::{
 };
 
 /// The episode's file names in an output directory.
-const OUTPUT_FILES: [&str; 3] = FileSink::OUTPUT_FILES;
+pub(crate) const OUTPUT_FILES: [&str; 3] = FileSink::OUTPUT_FILES;
 
 /// The waveform file's name in the output directory (`--waveform`, and the
 /// job's upload).

@@ -317,7 +317,7 @@ impl TocSampler {
     /// Records that audio frame `frame` starts `offset` bytes after the
     /// first audio frame. Frames must come in order.
     pub fn record(&mut self, frame: u64, offset: u64) {
-        if frame % self.stride != 0 {
+        if !frame.is_multiple_of(self.stride) {
             return;
         }
         self.points.push((frame, offset));
