@@ -9,6 +9,7 @@ mod balance;
 pub mod calibrate;
 pub mod chunked;
 pub mod decode;
+pub mod denoise;
 pub mod encode;
 pub mod error;
 pub mod front;

@@ -27,6 +27,7 @@ use crate::audio::{Block, Mono, Processed, Source};
 use crate::balance::{bumper_trim, predict_episode, PartEnergy};
 use crate::calibrate::{predicted_gain, HopStats};
 use crate::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
+use crate::denoise::denoised;
 use crate::encode::Mp3Settings;
 use crate::error::{Error, Result, Stage};
 use crate::front::{
@@ -172,7 +173,12 @@ fn analyse(
         // would otherwise turn an offset's first sample into a transient.
         let channels = front.channels();
         let hp = HighPass::new(channels, front.sample_rate(), settings.highpass_hz);
-        let mut front = Resample::new(Processed::new(front, hp), rate, subject)?;
+        let hp = Processed::new(front, hp);
+        let mut front: Box<dyn Source> = if settings.denoise {
+            Box::new(denoised(hp, rate, subject)?)
+        } else {
+            Box::new(Resample::new(hp, rate, subject)?)
+        };
         let mut analysis = FrontAnalysis::new(channels, rate, settings.silence.window_ms);
         let mut writer = SpoolWriter::create(&raw, channels)?;
         let mut block = Block::default();
@@ -291,6 +297,7 @@ fn measure_and_spool(
         input_channels: in_ch,
         input_duration_s: secs(stats.frames_in, rate),
         highpass_hz: settings.highpass_hz,
+        denoised: settings.denoise,
         downmix: front.downmix.rule,
         channel_correlation: front.correlation,
         noise_floor_dbfs: front.threshold.floor_db,
@@ -1195,13 +1202,14 @@ pub fn stitch<S: Sink>(
             if r.leveller { " (leveller on)" } else { "" }
         ));
         obs.log(&format!(
-            "{}: high-pass {}; downmix {}{}; noise floor {}; silence threshold {:.1} dBFS{}",
+            "{}: high-pass {}; noise suppression {}; downmix {}{}; noise floor {}; silence threshold {:.1} dBFS{}",
             p.subject,
             if r.highpass_hz > 0.0 {
                 format!("{} Hz", r.highpass_hz)
             } else {
                 "off".to_string()
             },
+            if r.denoised { "on" } else { "off" },
             r.downmix,
             r.channel_correlation
                 .map_or(String::new(), |c| format!(" (channel correlation {c:.2})")),
