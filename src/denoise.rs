@@ -248,15 +248,17 @@ mod tests {
     /// A deterministic speech-like test signal: a few harmonics with a
     /// syllable-rate envelope, plus low noise, per channel.
     fn signal(n: usize, rate: u32, channel: usize) -> Vec<f32> {
+        use std::f32::consts::PI;
         let mut s = 12345u32 + channel as u32;
+        let mut phase = 0f32;
         (0..n)
             .map(|i| {
                 let t = i as f32 / rate as f32;
-                let env = (0.5 + 0.5 * (2.0 * std::f32::consts::PI * 3.0 * t).sin()).powi(2);
-                let f0 = 140.0 + 20.0 * channel as f32;
-                let v: f32 = (1..6)
-                    .map(|h| (2.0 * std::f32::consts::PI * f0 * h as f32 * t).sin() / h as f32)
-                    .sum();
+                let env = (0.5 + 0.5 * (2.0 * PI * 3.0 * t).sin()).powi(2);
+                // A gliding pitch: not periodic, so the correlation has one peak.
+                let f0 = 140.0 + 20.0 * channel as f32 + 40.0 * (2.0 * PI * 0.7 * t).sin();
+                phase = (phase + 2.0 * PI * f0 / rate as f32) % (2.0 * PI);
+                let v: f32 = (1..6).map(|h| (phase * h as f32).sin() / h as f32).sum();
                 s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 let r = (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
                 0.2 * env * v + 0.003 * r
@@ -310,7 +312,10 @@ mod tests {
     }
 
     /// The output is aligned with the input: of the lags −960..960, the
-    /// one that correlates the output best with the input is 0.
+    /// one that correlates the output best with the input is within a few
+    /// samples of 0 (not 0 exactly: RNNoise's input high-pass, a DC
+    /// blocker, advances the phase of the low harmonics slightly; the
+    /// frame's delay of 480 is gone).
     #[test]
     fn output_is_aligned() {
         let n = 48_000;
@@ -325,7 +330,7 @@ mod tests {
         let best = (-960..=960)
             .max_by(|&a, &b| corr(a).total_cmp(&corr(b)))
             .unwrap();
-        assert_eq!(best, 0);
+        assert!(best.abs() <= 4, "best lag {best}");
     }
 
     #[test]
