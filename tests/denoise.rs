@@ -73,6 +73,24 @@ fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
     10.0 * (sig / err).log10()
 }
 
+/// RNNoise's fixed input filter (a DC blocker: double zero at DC, poles
+/// at radius 0.998; coefficients from RNNoise's `denoise.c`), applied to
+/// the reference so the SNR measures the suppression, not that filter's
+/// phase lead on the voice's lowest harmonics (about 12° at 140 Hz, which
+/// alone would cap any SNR near 14 dB).
+fn dc_blocked(x: &[f32]) -> Vec<f32> {
+    let (b, a) = ([-2.0f64, 1.0], [-1.99599f64, 0.99600]);
+    let (mut x1, mut x2, mut y1, mut y2) = (0f64, 0f64, 0f64, 0f64);
+    x.iter()
+        .map(|&v| {
+            let v = f64::from(v);
+            let y = v + b[0] * x1 + b[1] * x2 - a[0] * y1 - a[1] * y2;
+            (x2, x1, y2, y1) = (x1, v, y1, y);
+            y as f32
+        })
+        .collect()
+}
+
 fn denoise(x: &[f32]) -> Vec<f32> {
     let src = MemorySource::new(DENOISE_RATE, Block::from_channels(&[x]), 1024);
     read_all(Processed::new(src, Denoise::new(1)))
@@ -92,31 +110,40 @@ fn off_by_default() {
 }
 
 /// Measured (`cargo bench --bench stages -- denoise` prints the same
-/// figures): 0 dB in → about 7 dB out, 10 dB → about 13, 20 dB → about 20.
-/// The margins asserted are below what was measured, so the test
-/// catches a suppressor that stops working or a misaligned output, not
-/// rounding.
+/// figures), SNR against the DC-blocked clean speech: 0 dB in → 6.6 dB
+/// out, 10 → 13.8, 20 → 19.2. At 20 dB the suppressor no longer gains: what
+/// it takes from the voice (its band gains under 1 on the speech itself)
+/// weighs as much as the noise it removes. The margins asserted sit below
+/// the measurements (+5 dB at 0 dB, +2.5 dB at 10 dB, no more than 2 dB
+/// lost at 20 dB), so the test catches a suppressor that stops working or
+/// a misaligned output, not rounding.
 #[test]
 fn snr_improves_at_known_noise_levels() {
     let clean = clean_speech();
-    for &(snr_in, min_gain_db) in &[(0.0, 4.0), (10.0, 2.0), (20.0, 0.0)] {
+    for &(snr_in, min_gain_db) in &[(0.0, 5.0), (10.0, 2.5), (20.0, -2.0)] {
         let noisy = mixed(&clean, snr_in);
         let measured_in = snr_db(&clean, &noisy);
         assert!((measured_in - snr_in).abs() < 0.01, "{measured_in}");
         let out = denoise(&noisy);
         assert_eq!(out.len(), noisy.len());
-        let snr_out = snr_db(&clean, &out);
-        eprintln!("SNR {snr_in} dB in -> {snr_out:.2} dB out");
+        let snr_out = snr_db(&dc_blocked(&clean), &out);
+        eprintln!(
+            "SNR {snr_in} dB in -> {snr_out:.2} dB out (raw {:.2}; noisy input against the DC-blocked clean {:.2})",
+            snr_db(&clean, &out),
+            snr_db(&dc_blocked(&clean), &dc_blocked(&noisy))
+        );
         assert!(
             snr_out >= snr_in + min_gain_db,
-            "at {snr_in} dB: {snr_out:.2} dB out, wanted at least +{min_gain_db} dB"
+            "at {snr_in} dB: {snr_out:.2} dB out, wanted at least {min_gain_db:+} dB"
         );
     }
 }
 
-/// Clean speech through the suppressor: its loudness (EBU R128, the
-/// `ebur128` crate) moves by at most 1 LU and the output against the input
-/// stays above 10 dB SNR.
+/// Clean speech through the suppressor must not be harmed much: its
+/// loudness (EBU R128, the `ebur128` crate) moves by at most 0.5 LU and the
+/// output against the (DC-blocked) input stays at 18 dB SNR or more.
+/// Measured: −0.06 LU and 21.0 dB (9.6 dB against the raw input, nearly
+/// all of it the DC blocker's phase on the lowest harmonics).
 #[test]
 fn clean_speech_is_not_harmed_much() {
     let clean = clean_speech();
@@ -127,10 +154,13 @@ fn clean_speech_is_not_harmed_much() {
         m.loudness_global().expect("mode I")
     };
     let (li, lo) = (lufs(&clean), lufs(&out));
-    let snr = snr_db(&clean, &out);
-    eprintln!("clean speech: {li:.2} LUFS -> {lo:.2} LUFS, SNR {snr:.2} dB");
-    assert!((lo - li).abs() <= 1.0, "loudness {li:.2} -> {lo:.2} LUFS");
-    assert!(snr >= 10.0, "SNR {snr:.2} dB");
+    let snr = snr_db(&dc_blocked(&clean), &out);
+    eprintln!(
+        "clean speech: {li:.2} LUFS -> {lo:.2} LUFS, SNR {snr:.2} dB (raw {:.2})",
+        snr_db(&clean, &out)
+    );
+    assert!((lo - li).abs() <= 0.5, "loudness {li:.2} -> {lo:.2} LUFS");
+    assert!(snr >= 18.0, "SNR {snr:.2} dB");
 }
 
 fn run(call: &str, response: &str, denoise: bool) -> (Vec<f32>, Report) {
