@@ -205,3 +205,15 @@ fn lengths_exact_and_bumpers_untouched() {
     assert!(n > 44_100, "an intro of at least a second: {n}");
     assert_eq!(ep_on[..n], ep_off[..n], "the intro changed");
 }
+
+/// Opus inputs are at 48 kHz already (no resampler before the
+/// suppressor): their lengths are exact too.
+#[test]
+fn opus_lengths_exact() {
+    let (_, off) = run("caller.webm", "response.ogg", false);
+    let (_, on) = run("caller.webm", "response.ogg", true);
+    assert!(on.caller.denoised && on.response.denoised);
+    assert_eq!(on.caller.input_duration_s, off.caller.input_duration_s);
+    assert_eq!(on.response.input_duration_s, off.response.input_duration_s);
+    assert_eq!(on.bumpers, off.bumpers);
+}
