@@ -56,10 +56,6 @@ pub struct Denoise {
     to_skip: usize,
     frames_in: u64,
     frames_out: u64,
-    /// Frames RNNoise was run on, and the sum of its voice probabilities
-    /// (channel 0).
-    vad_frames: u64,
-    vad_sum: f64,
 }
 
 impl Denoise {
@@ -72,15 +68,7 @@ impl Denoise {
             to_skip: FRAME,
             frames_in: 0,
             frames_out: 0,
-            vad_frames: 0,
-            vad_sum: 0.0,
         }
-    }
-
-    /// RNNoise's mean voice probability over the frames so far (channel 0),
-    /// 0 to 1; `None` before the first frame.
-    pub fn mean_voice_probability(&self) -> Option<f64> {
-        (self.vad_frames > 0).then(|| self.vad_sum / self.vad_frames as f64)
     }
 
     /// Runs every whole frame in `pending` through RNNoise, appending to
@@ -96,11 +84,8 @@ impl Denoise {
             let take = ((FRAME - skip) as u64).min(room) as usize;
             for (c, state) in self.states.iter_mut().enumerate() {
                 let input = &self.pending[c][start..start + FRAME];
-                let vad = state.process_frame(&mut self.frame_out, input);
-                if c == 0 {
-                    self.vad_frames += 1;
-                    self.vad_sum += f64::from(vad);
-                }
+                // The voice probability it returns is not used (yet).
+                state.process_frame(&mut self.frame_out, input);
                 out.channel_mut(c)
                     .extend(self.frame_out[skip..skip + take].iter().map(|&y| y / SCALE));
             }
