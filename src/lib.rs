@@ -86,7 +86,7 @@ pub use settings::{BumperLoudness, Limits, Settings, Tags};
 /// What [`stitch`] does with them, and why, is in the
 /// project's ARCHITECTURE.md.
 pub mod stages {
-    pub use crate::audio::{Block, MemorySource, Processor, Source};
+    pub use crate::audio::{Block, MemorySource, Processed, Processor, Source};
     pub use crate::decode::{DecodeStats, Decoder};
     pub use crate::dsp::front::HighPass;
     pub use crate::dsp::limiter::Limiter;
@@ -103,6 +103,7 @@ pub mod stages {
 #[cfg(feature = "internals")]
 pub mod internals {
     pub use crate::decode::{decode_all, MAX_NON_FINITE_FRACTION};
+    pub use crate::dsp::denoise::{denoised, Denoise, DENOISE_RATE};
     pub use crate::dsp::front::{Downmix, Downmixed, FrontAnalysis, Threshold};
     pub use crate::dsp::mixer::{mix, plan_fades, MixPart, ShortFade};
     pub use crate::encode::chunked::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};

@@ -17,6 +17,10 @@ pub struct Settings {
     /// before any decision, Hz (default 60; 0 turns it off): removes DC
     /// offsets and rumble (see ARCHITECTURE.md).
     pub highpass_hz: f64,
+    /// Suppress steady background noise in the recordings (not the bumpers)
+    /// with RNNoise, after the high-pass and before any decision (default
+    /// false; see the README, "Noise suppression").
+    pub denoise: bool,
     /// Silence trimming and pause shortening.
     pub silence: SilenceSettings,
     /// Loudness targets.
@@ -135,6 +139,7 @@ impl Default for Settings {
         Settings {
             sample_rate: 44100,
             highpass_hz: 60.0,
+            denoise: false,
             silence: SilenceSettings::default(),
             loudness: LoudnessSettings::default(),
             crossfade_s: 1.0,

@@ -3,6 +3,7 @@
 //! and the true-peak limiter. Each stage is a [`crate::audio::Source`] or a
 //! [`crate::audio::Processor`] over planar blocks.
 
+pub(crate) mod denoise;
 pub(crate) mod front;
 pub(crate) mod limiter;
 pub(crate) mod mixer;

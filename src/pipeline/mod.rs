@@ -30,6 +30,7 @@ use std::time::Instant;
 use crate::audio::ahead::read_ahead;
 use crate::audio::units::{frames_to_secs, secs_to_frames};
 use crate::audio::{Block, Mono, Processed, Source};
+use crate::dsp::denoise::denoised;
 use crate::dsp::front::{
     Downmix, Downmixed, FrontAnalysis, HighPass, Threshold, DIGITAL_SILENCE_DB, MIN_SOUND_S,
 };
@@ -178,7 +179,12 @@ fn analyse(
         // would otherwise turn an offset's first sample into a transient.
         let channels = front.channels();
         let hp = HighPass::new(channels, front.sample_rate(), settings.highpass_hz);
-        let mut front = Resample::new(Processed::new(front, hp), rate, subject)?;
+        let hp = Processed::new(front, hp);
+        let mut front: Box<dyn Source> = if settings.denoise {
+            Box::new(denoised(hp, rate, subject)?)
+        } else {
+            Box::new(Resample::new(hp, rate, subject)?)
+        };
         let mut analysis = FrontAnalysis::new(channels, rate, settings.silence.window_ms);
         let mut writer = SpoolWriter::create(&raw, channels)?;
         let mut block = Block::default();
@@ -297,6 +303,7 @@ fn measure_and_spool(
         input_channels: in_ch,
         input_duration_s: secs(stats.frames_in, rate),
         highpass_hz: settings.highpass_hz,
+        denoised: settings.denoise,
         downmix: front.downmix.rule,
         channel_correlation: front.correlation,
         noise_floor_dbfs: front.threshold.floor_db,
@@ -1199,13 +1206,14 @@ pub fn stitch<S: Sink>(
             if r.leveller { " (leveller on)" } else { "" }
         ));
         obs.log(&format!(
-            "{}: high-pass {}; downmix {}{}; noise floor {}; silence threshold {:.1} dBFS{}",
+            "{}: high-pass {}; noise suppression {}; downmix {}{}; noise floor {}; silence threshold {:.1} dBFS{}",
             p.subject,
             if r.highpass_hz > 0.0 {
                 format!("{} Hz", r.highpass_hz)
             } else {
                 "off".to_string()
             },
+            if r.denoised { "on" } else { "off" },
             r.downmix,
             r.channel_correlation
                 .map_or(String::new(), |c| format!(" (channel correlation {c:.2})")),

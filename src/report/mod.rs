@@ -42,6 +42,8 @@ pub struct RecordingReport {
     pub input_duration_s: f64,
     /// Cut-off of the high-pass applied before everything else, Hz (0: none).
     pub highpass_hz: f64,
+    /// Whether the noise suppressor ran on it (`--denoise`).
+    pub denoised: bool,
     /// How the channels became one: `"mono"`, `"average"`, `"difference"`
     /// (anti-phase stereo) or `"channel N"` (one channel alone).
     pub downmix: String,

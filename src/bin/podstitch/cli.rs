@@ -251,6 +251,10 @@ pub struct SettingsArgs {
     /// (removes DC offset and rumble), Hz; 0 turns it off.
     #[arg(long, value_name = "HZ", default_value_t = 60.0)]
     pub highpass: f64,
+    /// Suppress steady background noise (fan, hiss, street) in the
+    /// recordings, not the bumpers, before any decision (RNNoise).
+    #[arg(long)]
+    pub denoise: bool,
     /// Longest pause kept, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub max_pause: f64,
@@ -372,6 +376,7 @@ impl SettingsArgs {
         Settings {
             sample_rate: self.sample_rate,
             highpass_hz: self.highpass,
+            denoise: self.denoise,
             silence: SilenceSettings {
                 threshold_db: self
                     .silence_threshold
@@ -485,6 +490,7 @@ mod tests {
             "-40",
             "--highpass",
             "0",
+            "--denoise",
         ]);
         let Command::Stitch(args) = cli.command else {
             panic!("not stitch")
@@ -499,6 +505,7 @@ mod tests {
         // An explicit threshold is used as is: no adaptation to the floor.
         assert_eq!((s.silence.threshold_db, s.silence.adaptive), (-40.0, false));
         assert_eq!(s.highpass_hz, 0.0);
+        assert!(s.denoise);
     }
 
     #[test]
