@@ -297,3 +297,96 @@ fn failed_run_leaves_no_files() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One progress report: the stage, seconds done, seconds in all if known.
+type Step = (String, f64, Option<f64>);
+
+/// Records how far each stage got.
+#[derive(Default)]
+struct Progress(Mutex<Vec<Step>>);
+
+impl Observer for Progress {
+    fn stage_progress(&self, stage: &str, done_s: f64, total_s: Option<f64>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((stage.to_string(), done_s, total_s));
+    }
+}
+
+/// Stitches `call` beside `response` (one silent, one 20 minutes long);
+/// returns the error and how far, in seconds, the long one's stages got.
+fn first_error_of(silent_caller: bool) -> (String, f64, Vec<Step>) {
+    const RATE: u32 = 8_000;
+    let silent = common::wav_bytes(RATE, &[&vec![0.0f32; 2 * RATE as usize]]);
+    let long = noise((LONG_S * f64::from(RATE)) as usize, 0.1, 7);
+    let long = common::wav_bytes(RATE, &[&long]);
+    let (call, response) = if silent_caller {
+        (silent, long)
+    } else {
+        (long, silent)
+    };
+    let obs = Progress::default();
+    let mut out = Outputs::in_memory();
+    let err = stitch(
+        Input::Bytes(call),
+        Input::Bytes(response),
+        Bumpers::embedded(),
+        &mut out,
+        &Settings::default(),
+        &obs,
+    )
+    .unwrap_err()
+    .to_string();
+    let seen = obs.0.lock().unwrap().clone();
+    let other = if silent_caller { "response" } else { "caller" };
+    let furthest = seen
+        .iter()
+        .filter(|(stage, ..)| stage.contains(other))
+        .map(|&(_, done, _)| done)
+        .fold(0.0, f64::max);
+    (err, furthest, seen)
+}
+
+/// The long recording of [`first_error_of`], in seconds.
+const LONG_S: f64 = 1200.0;
+
+/// Issue 15: an error in the caller's analysis is reported at once, while
+/// the response (20 minutes, analysed on another thread) is still in its
+/// first pass: that pass stops at its next block instead of running to the
+/// end (before the fix it ran to 1200 s, then calibrated). The response's
+/// progress reports show how far it got.
+#[test]
+fn a_caller_error_is_reported_before_the_responses_first_pass_ends() {
+    let (err, furthest, seen) = first_error_of(true);
+    assert!(
+        err.starts_with("caller recording") && err.contains("silent"),
+        "the caller's own error: {err}"
+    );
+    assert!(
+        furthest < LONG_S / 2.0,
+        "the response's first pass went on to {furthest:.0} s of {LONG_S} s: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|(stage, ..)| stage.starts_with("calibrating response")),
+        "the response was not calibrated: {seen:?}"
+    );
+}
+
+/// The same the other way round: the response's error (on its own thread)
+/// stops the caller's first pass, and it is the response's error that is
+/// reported, not the caller's "stopped".
+#[test]
+fn a_response_error_is_reported_before_the_callers_first_pass_ends() {
+    let (err, furthest, seen) = first_error_of(false);
+    assert!(
+        err.starts_with("response recording") && err.contains("silent"),
+        "the response's own error: {err}"
+    );
+    assert!(
+        furthest < LONG_S / 2.0,
+        "the caller's first pass went on to {furthest:.0} s of {LONG_S} s: {seen:?}"
+    );
+}

@@ -5,7 +5,7 @@
 //! front of such a chain on its own thread a few blocks ahead of the rest,
 //! so the two halves of one recording use two cores.
 
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
 
 use crate::audio::{Block, Source};
@@ -22,6 +22,9 @@ enum Msg<H> {
 /// [`read_ahead`].
 pub struct ReadAhead<H> {
     rx: Receiver<Msg<H>>,
+    /// The consumer's used blocks, back to the producer to be filled again
+    /// (so the steady state allocates nothing).
+    spent: SyncSender<Block>,
     subject: String,
     rate: u32,
     channels: usize,
@@ -49,6 +52,8 @@ where
     F: FnOnce() -> Result<(S, H)> + Send + 'scope,
 {
     let (tx, rx) = sync_channel(depth.max(1));
+    // Room for every block in flight, so returning one never blocks.
+    let (spent, recycled) = sync_channel::<Block>(depth.max(1) + 2);
     scope.spawn(move || {
         // A panic ends the thread without `End`: the reader reports it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
@@ -66,7 +71,8 @@ where
                 return;
             }
             loop {
-                let mut block = Block::default();
+                // Every source resets the block it is given.
+                let mut block = recycled.try_recv().unwrap_or_default();
                 let msg = match src.read(&mut block) {
                     Ok(true) => Msg::Block(block),
                     Ok(false) => Msg::End,
@@ -81,6 +87,7 @@ where
     });
     let mut reader = ReadAhead {
         rx,
+        spent,
         subject: subject.to_string(),
         rate: 0,
         channels: 0,
@@ -122,7 +129,10 @@ impl<H> Source for ReadAhead<H> {
         }
         match self.rx.recv() {
             Ok(Msg::Block(b)) => {
-                *block = b;
+                let used = std::mem::replace(block, b);
+                // A full return channel or a finished producer only means
+                // the block is dropped here instead of reused.
+                let _ = self.spent.try_send(used);
                 Ok(true)
             }
             Ok(Msg::End) => {

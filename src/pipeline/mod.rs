@@ -24,6 +24,7 @@ pub(crate) mod spool;
 mod verify;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Instant;
 
@@ -93,6 +94,8 @@ const PROGRESS_STEP_S: u32 = 10;
 /// [`PROGRESS_STEP_S`] seconds of audio, and once at its end.
 struct StageProgress<'a> {
     obs: &'a dyn Observer,
+    halt: &'a Halt,
+    subject: &'a str,
     stage: String,
     rate: u32,
     total_s: Option<f64>,
@@ -102,9 +105,9 @@ struct StageProgress<'a> {
 
 impl<'a> StageProgress<'a> {
     fn new(
-        obs: &'a dyn Observer,
+        (obs, halt): (&'a dyn Observer, &'a Halt),
         verb: &str,
-        subject: &str,
+        subject: &'a str,
         rate: u32,
         total_s: Option<f64>,
     ) -> Self {
@@ -112,6 +115,8 @@ impl<'a> StageProgress<'a> {
         let what = subject.split(" (").next().unwrap_or(subject);
         StageProgress {
             obs,
+            halt,
+            subject,
             stage: format!("{verb} {what}"),
             rate,
             total_s,
@@ -120,18 +125,80 @@ impl<'a> StageProgress<'a> {
         }
     }
 
-    fn add(&mut self, frames: usize) {
+    /// Counts `frames` more; an error once the other recording has failed.
+    fn add(&mut self, frames: usize) -> Result<()> {
+        self.halt.check(self.subject)?;
         self.done += frames as u64;
         if self.done >= self.next {
             self.next = self.done + u64::from(PROGRESS_STEP_S * self.rate);
             self.obs
                 .stage_progress(&self.stage, secs(self.done, self.rate), self.total_s);
         }
+        Ok(())
     }
 
     fn end(&self) {
         let done = secs(self.done, self.rate);
         self.obs.stage_progress(&self.stage, done, Some(done));
+    }
+}
+
+/// Stops the other recording's work once one has failed: whichever fails
+/// first sets it (on an error or a panic), and the other's passes check it
+/// at every block, so the first error is reported at once instead of after
+/// the other recording's whole pass.
+struct Halt(AtomicBool);
+
+/// The message of the error a halted pass returns; [`first_error`] never
+/// reports it when the error that caused it is at hand.
+const HALTED: &str = "stopped: the other recording failed";
+
+impl Halt {
+    fn new() -> Self {
+        Halt(AtomicBool::new(false))
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// An error once set.
+    fn check(&self, subject: &str) -> Result<()> {
+        if self.0.load(Ordering::Relaxed) {
+            Err(Error::stage(subject, Stage::Decode, HALTED))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `f`, setting the halt if it fails or panics.
+    fn guard<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        /// Sets the halt when dropped during a panic.
+        struct OnPanic<'a>(&'a Halt);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if thread::panicking() {
+                    self.0.set();
+                }
+            }
+        }
+        let _on_panic = OnPanic(self);
+        let r = f();
+        if r.is_err() {
+            self.set();
+        }
+        r
+    }
+}
+
+/// Both results, or the error that came first: a halted pass's error only
+/// when there is no other.
+fn first_error<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    let halted = |e: &Error| matches!(e, Error::Stage { message, .. } if message == HALTED);
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Err(f)) if halted(&e) => Err(f),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }
 
@@ -161,7 +228,7 @@ fn analyse(
     input: Input,
     settings: &Settings,
     spool: &Path,
-    obs: &dyn Observer,
+    (obs, halt): (&dyn Observer, &Halt),
 ) -> Result<Prepared> {
     let rate = settings.sample_rate;
     let raw = spool.with_extension("raw.f32");
@@ -174,7 +241,7 @@ fn analyse(
             let total_s = dec.declared_duration_s();
             Ok((dec, ((format, in_rate, in_ch), stats, total_s)))
         })?;
-        let mut progress = StageProgress::new(obs, "analysing", subject, rate, total_s);
+        let mut progress = StageProgress::new((obs, halt), "analysing", subject, rate, total_s);
         // High-pass at the input rate, before the resampler, whose start-up
         // would otherwise turn an offset's first sample into a transient.
         let channels = front.channels();
@@ -191,7 +258,7 @@ fn analyse(
         while front.read(&mut block)? {
             analysis.add(&block);
             writer.write(&block)?;
-            progress.add(block.frames());
+            progress.add(block.frames())?;
         }
         progress.end();
         Ok::<_, Error>((analysis, writer.finish()?, channels, info, stats))
@@ -211,7 +278,7 @@ fn analyse(
             SpoolReader::open(&raw, rate, channels, frames)?,
             &front.downmix,
         );
-        let mut p = measure_and_spool(subject, src, settings, spool, info, front)?;
+        let mut p = measure_and_spool(subject, src, (settings, halt), spool, info, front)?;
         p.report.non_finite_samples = stats.non_finite();
         p.report.input_parts = stats.links();
         Ok(p)
@@ -238,7 +305,7 @@ fn only_noise(subject: &str, t: &Threshold) -> Error {
 fn measure_and_spool(
     subject: &str,
     front_src: impl Source,
-    settings: &Settings,
+    (settings, halt): (&Settings, &Halt),
     spool: &Path,
     (format, in_rate, in_ch): (String, u32, usize),
     front: FrontEnd,
@@ -255,6 +322,7 @@ fn measure_and_spool(
     let mut hops = HopStats::new(hop);
     let mut block = Block::default();
     while chain.read(&mut block)? {
+        halt.check(subject)?;
         meter.add_block(&block)?;
         hops.add(block.channel(0));
         writer.write(&block)?;
@@ -357,6 +425,22 @@ const MAX_TRIM_DB: f64 = 0.5;
 /// Most passes through the limiter that calibration takes.
 const MAX_PASSES: u32 = 6;
 
+/// A limited pass this close under the target (LU) is on target: the trim
+/// after the limiter can only lower the loudness, and 0.02 LU is well inside
+/// the outputs' ±0.3 LU promise.
+const MAX_SHORT_LU: f64 = 0.02;
+
+/// Added to each secant step's gain (dB) so the next pass aims a little
+/// loud: an overshoot is fixed exactly by the trim after the limiter, an
+/// undershoot costs another pass.
+const AIM_OVER_DB: f64 = 0.05;
+
+/// Bounds of the measured loudness-per-dB slope of the secant step: the
+/// limiter never makes the loudness grow faster than the gain (1), and
+/// below 0.1 a step would jump by ten times the error, past any plausible
+/// gain.
+const SLOPE_RANGE: (f64, f64) = (0.1, 1.0);
+
 /// A recording still more than this under the target after calibration is
 /// an error (the outputs' promise is ±0.3 LU).
 const MAX_MISS_LU: f64 = 0.3;
@@ -371,7 +455,7 @@ fn calibrate(
     p: &mut Prepared,
     settings: &Settings,
     ceiling: f64,
-    obs: &dyn Observer,
+    (obs, halt): (&dyn Observer, &Halt),
 ) -> Result<()> {
     let rate = settings.sample_rate;
     let target = settings.loudness.integrated_lufs;
@@ -408,7 +492,7 @@ fn calibrate(
             let mut meter = Meter::new(1, rate, Measures::INTEGRATED)?;
             let mut writer = SpoolWriter::create(&limited_spool, 1)?;
             let mut progress = StageProgress::new(
-                obs,
+                (obs, halt),
                 "calibrating",
                 &p.subject,
                 rate,
@@ -418,7 +502,7 @@ fn calibrate(
             while src.read(&mut block)? {
                 meter.add_block(&block)?;
                 writer.write(&block)?;
-                progress.add(block.frames());
+                progress.add(block.frames())?;
             }
             progress.end();
             writer.finish()?;
@@ -430,17 +514,19 @@ fn calibrate(
         loudest = loudest.max(loud);
         trim = err.min(0.0);
         (spooled_gain, under) = (p.plan.gain_db, err.max(0.0));
-        if (-MAX_TRIM_DB..0.02).contains(&err) {
+        if (-MAX_TRIM_DB..MAX_SHORT_LU).contains(&err) {
             break;
         }
         let g = p.plan.gain_db;
         let slope = match last {
-            Some((g0, l0)) if (g - g0).abs() > 1e-6 => ((loud - l0) / (g - g0)).clamp(0.1, 1.0),
+            Some((g0, l0)) if (g - g0).abs() > 1e-6 => {
+                ((loud - l0) / (g - g0)).clamp(SLOPE_RANGE.0, SLOPE_RANGE.1)
+            }
             _ => 1.0,
         };
         last = Some((g, loud));
         // Aim a little high: the trim after the limiter takes the rest.
-        p.plan.gain_db = g + err / slope + 0.05;
+        p.plan.gain_db = g + err / slope + AIM_OVER_DB;
     }
     if under > MAX_MISS_LU {
         return Err(Error::stage(
@@ -1164,25 +1250,38 @@ pub fn stitch<S: Sink>(
     // analysed, calibrated and its segment encoded while the response is
     // still being analysed, so the cores are busy from the start.
     let ceiling = tp - headroom;
+    // Whichever recording fails first stops the other (`Halt`); both
+    // threads are joined on every path.
+    let halt = Halt::new();
     let first = thread::scope(|s| {
         let r = s.spawn(|| {
-            let spool = tmp.path().join("response.f32");
-            let (mut p, analysed) = timed(|| analyse(&resp_name, response, settings, &spool, obs))?;
-            let ((), calibrated) = timed(|| calibrate(&mut p, settings, ceiling, obs))?;
-            Ok((p, analysed, calibrated))
+            halt.guard(|| {
+                let spool = tmp.path().join("response.f32");
+                let (mut p, analysed) =
+                    timed(|| analyse(&resp_name, response, settings, &spool, (obs, &halt)))?;
+                let ((), calibrated) =
+                    timed(|| calibrate(&mut p, settings, ceiling, (obs, &halt)))?;
+                Ok((p, analysed, calibrated))
+            })
         });
-        let spool = tmp.path().join("caller.f32");
-        let (mut caller, analysed) = timed(|| analyse(&call_name, call, settings, &spool, obs))?;
-        let ((), calibrated) = timed(|| calibrate(&mut caller, settings, ceiling, obs))?;
-        let segment = render_segment(
-            &caller,
-            caller_segment,
-            "caller segment",
-            settings,
-            &pool,
-            &caller_tag,
-        )?;
-        let (response, r_analysed, r_calibrated) = join(r)?;
+        let caller = halt.guard(|| {
+            let spool = tmp.path().join("caller.f32");
+            let (mut caller, analysed) =
+                timed(|| analyse(&call_name, call, settings, &spool, (obs, &halt)))?;
+            let ((), calibrated) =
+                timed(|| calibrate(&mut caller, settings, ceiling, (obs, &halt)))?;
+            let segment = render_segment(
+                &caller,
+                caller_segment,
+                "caller segment",
+                settings,
+                &pool,
+                &caller_tag,
+            )?;
+            Ok((caller, analysed, calibrated, segment))
+        });
+        let ((caller, analysed, calibrated, segment), (response, r_analysed, r_calibrated)) =
+            first_error(caller, join(r))?;
         timings.analyse_s = analysed.max(r_analysed);
         timings.calibrate_s = calibrated.max(r_calibrated);
         Ok::<_, Error>((caller, response, segment))
@@ -1249,11 +1348,15 @@ pub fn stitch<S: Sink>(
     loop {
         let ceiling = tp - headroom;
         if attempt > 1 {
-            let ((), t) = timed(|| {
+            let halt = Halt::new();
+            let (((), ()), t) = timed(|| {
                 thread::scope(|s| {
-                    let c = s.spawn(|| calibrate(&mut caller, settings, ceiling, obs));
-                    let r = calibrate(&mut response, settings, ceiling, obs);
-                    join(c).and(r)
+                    let c = s.spawn(|| {
+                        halt.guard(|| calibrate(&mut caller, settings, ceiling, (obs, &halt)))
+                    });
+                    let r =
+                        halt.guard(|| calibrate(&mut response, settings, ceiling, (obs, &halt)));
+                    first_error(join(c), r)
                 })
             })?;
             timings.calibrate_s += t;
