@@ -45,7 +45,11 @@ use podstitch::stages::{Measures, Meter};
 use podstitch::stages::{Mp3Format, Mp3Writer};
 use podstitch::Mp3Options;
 use podstitch::SilenceSettings;
+
+#[path = "../tests/common/room.rs"]
+mod room;
 use podstitch::{stitch, Bumpers, Input, Outputs, Quiet, Settings};
+use room::{dc_blocked, room_noise};
 
 const RATE: u32 = 44100;
 const SECONDS: usize = 60;
@@ -149,44 +153,6 @@ fn read_mono(mut src: impl Source) -> Vec<f32> {
         all.extend_from_slice(b.channel(0));
     }
     all
-}
-
-/// Steady room noise at 48 kHz, unit RMS: fixed-seed LCG white noise, a
-/// pinked (one-pole low-passed) copy and a 120 Hz fan hum with harmonics
-/// (the same as `tests/denoise.rs`).
-fn room_noise(n: usize) -> Vec<f32> {
-    let mut s = 20_261_201u32;
-    let mut lp = 0f64;
-    let raw: Vec<f64> = (0..n)
-        .map(|i| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let w = f64::from(s >> 8) / f64::from(1u32 << 24) * 2.0 - 1.0;
-            lp = 0.97 * lp + 0.03 * w;
-            let t = i as f64 / f64::from(DENOISE_RATE);
-            let hum: f64 = [(120.0, 1.0), (240.0, 0.5), (360.0, 0.25)]
-                .iter()
-                .map(|&(f, a)| a * (2.0 * std::f64::consts::PI * f * t).sin())
-                .sum();
-            0.3 * w + 3.0 * lp + 0.05 * hum
-        })
-        .collect();
-    let rms = (raw.iter().map(|x| x * x).sum::<f64>() / n as f64).sqrt();
-    raw.iter().map(|&x| (x / rms) as f32).collect()
-}
-
-/// RNNoise's fixed input DC blocker, applied to a reference so an SNR
-/// measures the suppression rather than that filter's phase.
-fn dc_blocked(x: &[f32]) -> Vec<f32> {
-    let (b, a) = ([-2.0f64, 1.0], [-1.99599f64, 0.99600]);
-    let (mut x1, mut x2, mut y1, mut y2) = (0f64, 0f64, 0f64, 0f64);
-    x.iter()
-        .map(|&v| {
-            let v = f64::from(v);
-            let y = v + b[0] * x1 + b[1] * x2 - a[0] * y1 - a[1] * y2;
-            (x2, x1, y2, y1) = (x1, v, y1, y);
-            y as f32
-        })
-        .collect()
 }
 
 fn snr_db(reference: &[f32], test: &[f32]) -> f64 {

@@ -11,6 +11,7 @@ use podstitch::BumperLoudness;
 use podstitch::{Input, Quiet, Report, Settings};
 
 mod common;
+use common::room::{dc_blocked, room_noise};
 use common::{decode_path, fixture, stitch_in_memory};
 
 fn read_all(mut src: impl Source) -> Vec<f32> {
@@ -32,29 +33,6 @@ fn clean_speech() -> Vec<f32> {
     [pad.as_slice(), &speech, &pad].concat()
 }
 
-/// Steady noise, deterministic: white noise from a fixed-seed LCG, pinked
-/// by a one-pole low-pass mixed with it, plus a fan-like hum (120 Hz and
-/// its harmonics at 240 and 360 Hz). Unit RMS.
-fn room_noise(n: usize) -> Vec<f32> {
-    let mut s = 20_261_201u32;
-    let mut lp = 0f64;
-    let raw: Vec<f64> = (0..n)
-        .map(|i| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let w = f64::from(s >> 8) / f64::from(1u32 << 24) * 2.0 - 1.0;
-            lp = 0.97 * lp + 0.03 * w;
-            let t = i as f64 / f64::from(DENOISE_RATE);
-            let hum: f64 = [(120.0, 1.0), (240.0, 0.5), (360.0, 0.25)]
-                .iter()
-                .map(|&(f, a)| a * (2.0 * std::f64::consts::PI * f * t).sin())
-                .sum();
-            0.3 * w + 3.0 * lp + 0.05 * hum
-        })
-        .collect();
-    let rms = (raw.iter().map(|x| x * x).sum::<f64>() / n as f64).sqrt();
-    raw.iter().map(|&x| (x / rms) as f32).collect()
-}
-
 fn power(x: &[f32]) -> f64 {
     x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64
 }
@@ -70,24 +48,6 @@ fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
         .sum();
     let sig: f64 = reference.iter().map(|&r| f64::from(r).powi(2)).sum();
     10.0 * (sig / err).log10()
-}
-
-/// RNNoise's fixed input filter (a DC blocker: double zero at DC, poles
-/// at radius 0.998; coefficients from RNNoise's `denoise.c`), applied to
-/// the reference so the SNR measures the suppression, not that filter's
-/// phase lead on the voice's lowest harmonics (about 12° at 140 Hz, which
-/// alone would cap any SNR near 14 dB).
-fn dc_blocked(x: &[f32]) -> Vec<f32> {
-    let (b, a) = ([-2.0f64, 1.0], [-1.99599f64, 0.99600]);
-    let (mut x1, mut x2, mut y1, mut y2) = (0f64, 0f64, 0f64, 0f64);
-    x.iter()
-        .map(|&v| {
-            let v = f64::from(v);
-            let y = v + b[0] * x1 + b[1] * x2 - a[0] * y1 - a[1] * y2;
-            (x2, x1, y2, y1) = (x1, v, y1, y);
-            y as f32
-        })
-        .collect()
 }
 
 fn denoise(x: &[f32]) -> Vec<f32> {

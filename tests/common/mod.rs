@@ -2,6 +2,8 @@
 //! golden-file bless switch and the end-to-end property checks.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod room;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
