@@ -126,10 +126,7 @@ fn measure_file(
         short_term: meter.take_series(),
         momentary: meter.momentary_series(),
         peaks_dbtp,
-        pauses: long_pauses
-            .iter()
-            .map(|p| (p.start_s, p.duration_s))
-            .collect(),
+        pauses: long_pauses.clone(),
         ..Chart::default()
     });
     let analysis = Analysis {

@@ -270,26 +270,17 @@ impl Outputs<Cursor<Vec<u8>>> {
     }
 }
 
-/// The output file names in a directory.
-pub(crate) const OUTPUT_FILES: [&str; 3] =
-    ["episode.mp3", "caller-segment.mp3", "response-segment.mp3"];
-
-/// Where [`crate::stitch_to_dir`] writes the output `file` (one of
-/// [`OUTPUT_FILES`]) of `out_dir` until all three are complete.
-pub(crate) fn partial_path(out_dir: &Path, file: &str) -> PathBuf {
-    out_dir.join(format!(".{file}.partial"))
-}
-
 impl FileSink {
     /// The names [`crate::stitch_to_dir`] gives the episode, the caller
     /// segment and the response segment in its directory.
-    pub const OUTPUT_FILES: [&'static str; 3] = OUTPUT_FILES;
+    pub const OUTPUT_FILES: [&'static str; 3] =
+        ["episode.mp3", "caller-segment.mp3", "response-segment.mp3"];
 
     /// Where [`crate::stitch_to_dir`] (and the command, for its other
     /// files) writes `file` of `out_dir` until all of them are complete:
     /// `.FILE.partial` beside it, renamed into place at the end.
     pub fn partial_path(out_dir: &Path, file: &str) -> PathBuf {
-        partial_path(out_dir, file)
+        out_dir.join(format!(".{file}.partial"))
     }
 }
 

@@ -211,8 +211,15 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
 }
 
 impl Settings {
-    /// Checks every value against its allowed range.
+    /// Checks every value against its allowed range, the MP3 formats by the
+    /// encoder's own rules, and the cover by reading it.
     pub fn validate(&self) -> Result<()> {
+        self.validate_and_load_cover().map(drop)
+    }
+
+    /// [`Settings::validate`], returning the cover it read (so `stitch`
+    /// reads it once).
+    pub(crate) fn validate_and_load_cover(&self) -> Result<Option<Cover>> {
         // The MP3 formats first: the sample rate, each bitrate and quality,
         // and whether a frame holds the gapless Info tag, checked by the
         // encoder's own rules, so nothing fails after the first pass.
@@ -384,10 +391,7 @@ impl Settings {
                 format!("year {y} must be a four-digit year such as 2026")
             })?;
         }
-        if let Some(cover) = &tags.cover {
-            load_cover(cover)?;
-        }
-        Ok(())
+        tags.cover.as_deref().map(load_cover).transpose()
     }
 }
 

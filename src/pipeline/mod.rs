@@ -29,7 +29,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::audio::ahead::read_ahead;
-use crate::audio::units::{frames_to_secs, secs_to_frames};
+use crate::audio::units::{frames_to_secs as secs, secs_to_frames};
 use crate::audio::{Block, Mono, Processed, Source};
 use crate::dsp::denoise::denoised;
 use crate::dsp::front::{
@@ -43,9 +43,7 @@ use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::id3::{Chapter, Cover, Tag};
 use crate::encode::Mp3Format;
 use crate::error::{Error, Result, Stage};
-use crate::io::{
-    partial_path, remove_quietly, Bumpers, FileSink, Input, Outputs, Sink, OUTPUT_FILES,
-};
+use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink};
 use crate::loudness::{leveller_curve, Gain, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
 use crate::pipeline::balance::{bumper_trim, predict_episode, PartEnergy};
 use crate::pipeline::calibrate::{predicted_gain, HopStats};
@@ -55,7 +53,7 @@ use crate::report::waveform::{Waveform, WaveformBuilder};
 use crate::report::{
     BumperReport, Observer, OutputReport, PartSpan, RecordingReport, Report, TimeSpan, Timings,
 };
-use crate::settings::{load_cover, BumperLoudness, Settings};
+use crate::settings::{BumperLoudness, Settings};
 
 /// A source read through a true-peak [`Limiter`] (same length, aligned).
 pub type Limited<S> = Processed<S, Limiter>;
@@ -206,10 +204,6 @@ fn first_error<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
 fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     let t = Instant::now();
     f().map(|v| (v, t.elapsed().as_secs_f64()))
-}
-
-fn secs(frames: u64, rate: u32) -> f64 {
-    frames_to_secs(frames, rate)
 }
 
 /// The front end's decisions about one recording (see [`crate::dsp::front`]).
@@ -441,6 +435,19 @@ const AIM_OVER_DB: f64 = 0.05;
 /// gain.
 const SLOPE_RANGE: (f64, f64) = (0.1, 1.0);
 
+/// The loudness gained per dB of gain between the last pass `last` (gain,
+/// loudness) and this one, within [`SLOPE_RANGE`]; 1 when there is no
+/// earlier pass at another gain. The secant step of calibration and of the
+/// bumpers' levelling.
+fn secant_slope(last: Option<(f64, f64)>, gain: f64, loud: f64) -> f64 {
+    match last {
+        Some((g0, l0)) if (gain - g0).abs() > 1e-6 => {
+            ((loud - l0) / (gain - g0)).clamp(SLOPE_RANGE.0, SLOPE_RANGE.1)
+        }
+        _ => 1.0,
+    }
+}
+
 /// A recording still more than this under the target after calibration is
 /// an error (the outputs' promise is ±0.3 LU).
 const MAX_MISS_LU: f64 = 0.3;
@@ -518,12 +525,7 @@ fn calibrate(
             break;
         }
         let g = p.plan.gain_db;
-        let slope = match last {
-            Some((g0, l0)) if (g - g0).abs() > 1e-6 => {
-                ((loud - l0) / (g - g0)).clamp(SLOPE_RANGE.0, SLOPE_RANGE.1)
-            }
-            _ => 1.0,
-        };
+        let slope = secant_slope(last, g, loud);
         last = Some((g, loud));
         // Aim a little high: the trim after the limiter takes the rest.
         p.plan.gain_db = g + err / slope + AIM_OVER_DB;
@@ -645,12 +647,7 @@ fn level_bumper(
             break meter.take_block_energies();
         }
         // Secant step: the limiter gives back less than the gain added.
-        let slope = match last {
-            Some((g0, l0)) if (gain - g0).abs() > 1e-6 => {
-                ((loud - l0) / (gain - g0)).clamp(0.1, 1.0)
-            }
-            _ => 1.0,
-        };
+        let slope = secant_slope(last, gain, loud);
         last = Some((gain, loud));
         let next = (gain + short / slope).min(plain + MAX_LIMITER_MAKEUP_DB);
         if (next - gain).abs() < 1e-3 {
@@ -1053,7 +1050,7 @@ fn bumper_gains(
         _ => 0.0,
     };
     let plain = [plain(&bumpers[0]), plain(&bumpers[1]), plain(&bumpers[2])];
-    let hop = (HOP_SECONDS * f64::from(settings.sample_rate)).round() as u64;
+    let hop = secs_to_frames(HOP_SECONDS, settings.sample_rate);
     let target = settings.loudness.integrated_lufs;
     let is_bumper = [true, false, true, false, true];
     let as_mastered = [
@@ -1061,7 +1058,7 @@ fn bumper_gains(
         &bumpers[1].blocks,
         &bumpers[2].blocks,
     ];
-    let trim = if settings.bumper_loudness == BumperLoudness::Offset(0.0) {
+    let mut trim = if settings.bumper_loudness == BumperLoudness::Offset(0.0) {
         let p = episode_parts(bumpers, caller, response, &plan.fades, as_mastered, plain);
         bumper_trim(&p, &is_bumper, &plan.offsets, plan.total, hop, target).0
     } else {
@@ -1070,7 +1067,6 @@ fn bumper_gains(
     // Limiting changes a bumper's block energies, not only their sum: when a
     // bumper was limited, the trim is solved again on the limited blocks
     // (at most twice more).
-    let mut trim = trim;
     let mut round = 1;
     let (levels, predicted) = loop {
         let levels = [
@@ -1205,9 +1201,8 @@ pub fn stitch<S: Sink>(
     settings: &Settings,
     obs: &dyn Observer,
 ) -> Result<Report> {
-    settings.validate()?;
-    // The cover is checked before any work.
-    let cover = settings.tags.cover.as_deref().map(load_cover).transpose()?;
+    // Every setting and the cover, before any work.
+    let cover = settings.validate_and_load_cover()?;
     let caller_tag = segment_tag(settings, 1);
     let response_tag = segment_tag(settings, 3);
     let tmp = TempDir::new(settings.temp_dir.as_deref())
@@ -1480,8 +1475,8 @@ pub fn stitch_to_dir(
 ) -> Result<Report> {
     std::fs::create_dir_all(out_dir)
         .map_err(|e| Error::io(out_dir.display().to_string(), "create directory", e))?;
-    let finals = OUTPUT_FILES.map(|f| out_dir.join(f));
-    let partials = OUTPUT_FILES.map(|f| partial_path(out_dir, f));
+    let finals = FileSink::OUTPUT_FILES.map(|f| out_dir.join(f));
+    let partials = FileSink::OUTPUT_FILES.map(|f| FileSink::partial_path(out_dir, f));
     let result = (|| {
         let mut outputs = Outputs {
             episode: FileSink::create(&partials[0])?,

@@ -18,6 +18,8 @@
 
 use std::fmt::Write as _;
 
+use crate::report::{PartSpan, TimeSpan};
+
 /// Bottom of the decibel axis.
 pub const FLOOR_DB: f64 = -50.0;
 /// Top of the decibel axis (room over 0 dBTP to show overs).
@@ -53,24 +55,12 @@ pub struct Chart {
     pub target: Option<(f64, f64)>,
     /// The true-peak ceiling, dBTP.
     pub ceiling_dbtp: f64,
-    /// Pauses over the limit: (start, length) in seconds.
-    pub pauses: Vec<(f64, f64)>,
-    /// What was cut out of the recording: (start, length) in seconds.
-    pub removed: Vec<(f64, f64)>,
-    /// Parts of an episode: (name, start, end) in seconds; neighbours
-    /// overlap by their crossfade.
-    pub parts: Vec<(String, f64, f64)>,
-}
-
-/// x of time `t` seconds in a chart of `duration_s`.
-fn x_of(t: f64, duration_s: f64) -> f64 {
-    LEFT + (RIGHT - LEFT) * (t / duration_s.max(1e-9)).clamp(0.0, 1.0)
-}
-
-/// y of `db` on the decibel axis.
-fn y_of(db: f64) -> f64 {
-    let f = ((db - FLOOR_DB) / (TOP_DB - FLOOR_DB)).clamp(0.0, 1.0);
-    BOTTOM - (BOTTOM - TOP) * f
+    /// Pauses over the limit.
+    pub pauses: Vec<TimeSpan>,
+    /// What was cut out of the recording.
+    pub removed: Vec<TimeSpan>,
+    /// Parts of an episode; neighbours overlap by their crossfade.
+    pub parts: Vec<PartSpan>,
 }
 
 /// Text safe inside an XML element or attribute.
@@ -81,33 +71,15 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Several charts one above the other in one SVG document (a recording
-/// before and after podstitch, say): [`Chart::document`].
-fn document(charts: &[&Chart]) -> String {
-    let height = HEIGHT * charts.len().max(1) as f64;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
-         viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"{WIDTH}\" height=\"{height}\" fill=\"white\"/>\n"
-    );
-    for (k, c) in charts.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "<g class=\"chart\" transform=\"translate(0 {})\">",
-            k as f64 * HEIGHT
-        );
-        s.push_str(&c.body());
-        s.push_str("</g>\n");
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-/// Full-height columns of `fill` for each (start, length) in seconds, with
-/// their times as `data-` attributes.
-fn columns(s: &mut String, class: &str, fill: &str, spans: &[(f64, f64)], d: f64) {
-    for &(start, len) in spans {
-        let (x0, x1) = (x_of(start, d), x_of(start + len, d));
+/// Full-height columns of `fill` for each span, with their times as
+/// `data-` attributes.
+fn columns(s: &mut String, class: &str, fill: &str, spans: &[TimeSpan], d: f64) {
+    for &TimeSpan {
+        start_s: start,
+        duration_s: len,
+    } in spans
+    {
+        let (x0, x1) = (Chart::x_of(start, d), Chart::x_of(start + len, d));
         let _ = writeln!(
             s,
             "<rect class=\"{class}\" data-start-s=\"{start:.3}\" data-duration-s=\"{len:.3}\" \
@@ -122,23 +94,40 @@ impl Chart {
     /// Several charts one above the other in one SVG document (a
     /// recording before and after podstitch, say).
     pub fn document(charts: &[&Chart]) -> String {
-        document(charts)
+        let height = HEIGHT * charts.len().max(1) as f64;
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+             viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+             <rect width=\"{WIDTH}\" height=\"{height}\" fill=\"white\"/>\n"
+        );
+        for (k, c) in charts.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "<g class=\"chart\" transform=\"translate(0 {})\">",
+                k as f64 * HEIGHT
+            );
+            s.push_str(&c.body());
+            s.push_str("</g>\n");
+        }
+        s.push_str("</svg>\n");
+        s
     }
 
     /// The x coordinate, in the SVG, of time `t` seconds in a chart of
     /// `duration_s`.
     pub fn x_of(t: f64, duration_s: f64) -> f64 {
-        x_of(t, duration_s)
+        LEFT + (RIGHT - LEFT) * (t / duration_s.max(1e-9)).clamp(0.0, 1.0)
     }
 
     /// The y coordinate, in the SVG, of `db` on the decibel axis.
     pub fn y_of(db: f64) -> f64 {
-        y_of(db)
+        let f = ((db - FLOOR_DB) / (TOP_DB - FLOOR_DB)).clamp(0.0, 1.0);
+        BOTTOM - (BOTTOM - TOP) * f
     }
 
     /// The chart as an SVG document.
     pub fn to_svg(&self) -> String {
-        document(&[self])
+        Chart::document(&[self])
     }
 
     /// The chart's elements, in a box of [`WIDTH`] × [`HEIGHT`].
@@ -150,8 +139,9 @@ impl Chart {
             "<text x=\"{LEFT}\" y=\"20\" font-size=\"13\">{}</text>",
             escape(&self.title)
         );
-        for (k, (name, start, end)) in self.parts.iter().enumerate() {
-            let (x0, x1) = (x_of(*start, d), x_of(*end, d));
+        for (k, part) in self.parts.iter().enumerate() {
+            let (name, start, end) = (&part.name, part.start_s, part.end_s);
+            let (x0, x1) = (Chart::x_of(start, d), Chart::x_of(end, d));
             let fill = if k % 2 == 0 { "#e8eef8" } else { "#f3ecdf" };
             let _ = writeln!(
                 s,
@@ -169,9 +159,9 @@ impl Chart {
         }
         // Crossfades: where a part starts before the previous one ends.
         for pair in self.parts.windows(2) {
-            let (start, end) = (pair[1].1, pair[0].2);
+            let (start, end) = (pair[1].start_s, pair[0].end_s);
             if end > start {
-                let (x0, x1) = (x_of(start, d), x_of(end, d));
+                let (x0, x1) = (Chart::x_of(start, d), Chart::x_of(end, d));
                 let _ = writeln!(
                     s,
                     "<rect class=\"crossfade\" data-start-s=\"{start:.3}\" data-end-s=\"{end:.3}\" \
@@ -186,7 +176,7 @@ impl Chart {
         columns(&mut s, "pause", "#ddd", &self.pauses, d);
         columns(&mut s, "removed", "#f4c7c3", &self.removed, d);
         if let Some((target, tol)) = self.target {
-            let (y0, y1) = (y_of(target + tol), y_of(target - tol));
+            let (y0, y1) = (Chart::y_of(target + tol), Chart::y_of(target - tol));
             let _ = writeln!(
                 s,
                 "<rect class=\"tolerance\" x=\"{LEFT}\" y=\"{y0:.2}\" width=\"{:.2}\" \
@@ -196,13 +186,13 @@ impl Chart {
                  <text x=\"{:.0}\" y=\"{:.2}\" fill=\"#2a2\" text-anchor=\"end\">target {target} LUFS ± {tol} LU</text>",
                 RIGHT - LEFT,
                 y1 - y0,
-                y_of(target),
-                y_of(target),
+                Chart::y_of(target),
+                Chart::y_of(target),
                 RIGHT - 4.0,
                 y0 - 3.0
             );
         }
-        let yc = y_of(self.ceiling_dbtp);
+        let yc = Chart::y_of(self.ceiling_dbtp);
         let _ = writeln!(
             s,
             "<line class=\"ceiling\" data-dbtp=\"{}\" x1=\"{LEFT}\" x2=\"{RIGHT}\" y1=\"{yc:.2}\" \
@@ -219,7 +209,7 @@ impl Chart {
         for (k, &p) in self.peaks_dbtp.iter().enumerate() {
             if f64::from(p) >= self.ceiling_dbtp - APPROACH_DB {
                 let t = k as f64 * self.hop_s;
-                let x = x_of(t, d);
+                let x = Chart::x_of(t, d);
                 let _ = writeln!(
                     s,
                     "<line class=\"peak\" data-time-s=\"{t:.3}\" data-dbtp=\"{p:.2}\" x1=\"{x:.2}\" \
@@ -249,7 +239,7 @@ impl Chart {
         );
         let mut db = -50.0;
         while db <= 0.0 {
-            let y = y_of(db);
+            let y = Chart::y_of(db);
             let _ = writeln!(
                 s,
                 "<line x1=\"{:.0}\" x2=\"{LEFT}\" y1=\"{y:.2}\" y2=\"{y:.2}\" stroke=\"#888\"/>\
@@ -276,7 +266,7 @@ impl Chart {
         .unwrap_or(3600.0);
         let mut t = 0.0;
         while t <= d + 1e-9 {
-            let x = x_of(t, d);
+            let x = Chart::x_of(t, d);
             let label = if step >= 60.0 {
                 format!("{}:{:02}", (t / 60.0) as u64, (t % 60.0) as u64)
             } else {
@@ -304,7 +294,12 @@ impl Chart {
             } else {
                 FLOOR_DB
             };
-            let _ = write!(points, "{:.1},{:.1} ", x_of(t, self.duration_s), y_of(db));
+            let _ = write!(
+                points,
+                "{:.1},{:.1} ",
+                Chart::x_of(t, self.duration_s),
+                Chart::y_of(db)
+            );
         }
         format!(
             "<polyline class=\"{class}\" points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\"/>\n",
@@ -319,12 +314,12 @@ mod tests {
 
     #[test]
     fn scales_map_the_ends_of_the_axes() {
-        assert_eq!(x_of(0.0, 10.0), LEFT);
-        assert_eq!(x_of(10.0, 10.0), RIGHT);
-        assert_eq!(x_of(20.0, 10.0), RIGHT, "clamped");
-        assert_eq!(y_of(FLOOR_DB), BOTTOM);
-        assert_eq!(y_of(TOP_DB), TOP);
-        assert!((y_of(-16.0) - (BOTTOM - (BOTTOM - TOP) * 34.0 / 53.0)).abs() < 1e-9);
+        assert_eq!(Chart::x_of(0.0, 10.0), LEFT);
+        assert_eq!(Chart::x_of(10.0, 10.0), RIGHT);
+        assert_eq!(Chart::x_of(20.0, 10.0), RIGHT, "clamped");
+        assert_eq!(Chart::y_of(FLOOR_DB), BOTTOM);
+        assert_eq!(Chart::y_of(TOP_DB), TOP);
+        assert!((Chart::y_of(-16.0) - (BOTTOM - (BOTTOM - TOP) * 34.0 / 53.0)).abs() < 1e-9);
     }
 
     #[test]
@@ -338,7 +333,10 @@ mod tests {
             peaks_dbtp: vec![-6.0, -0.5, -1.2, 0.4, -0.99, -30.0, -1.0, -1.01, -2.0, -3.0],
             target: Some((-16.0, 1.0)),
             ceiling_dbtp: 0.0,
-            pauses: vec![(0.2, 0.3)],
+            pauses: vec![TimeSpan {
+                start_s: 0.2,
+                duration_s: 0.3,
+            }],
             ..Chart::default()
         };
         let svg = chart.to_svg();

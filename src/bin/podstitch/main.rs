@@ -38,10 +38,6 @@ pub(crate) const OUTPUT_FILES: [&str; 3] = FileSink::OUTPUT_FILES;
 /// job's upload).
 pub(crate) const WAVEFORM_FILE: &str = "episode.waveform.json";
 
-fn partial_path(out_dir: &Path, file: &str) -> PathBuf {
-    FileSink::partial_path(out_dir, file)
-}
-
 /// Logs to stderr; draws one progress line there when it is a terminal
 /// (never into a pipe or a file), covering every long stage with an ETA.
 struct Stderr {
@@ -178,14 +174,18 @@ fn run_stitch(args: &StitchArgs, obs: &Stderr) -> Result<(), String> {
     let work = TempDir::new(settings.temp_dir.as_deref())
         .map_err(|e| format!("temporary directory: {e}"))?;
     settings.temp_dir = Some(work.path().to_path_buf());
-    let mut partials = OUTPUT_FILES.map(|f| partial_path(&args.out, f)).to_vec();
-    let waveform = args
-        .waveform
-        .as_ref()
-        .map(|dir| (dir.join(WAVEFORM_FILE), partial_path(dir, WAVEFORM_FILE)));
+    let mut partials = OUTPUT_FILES
+        .map(|f| FileSink::partial_path(&args.out, f))
+        .to_vec();
+    let waveform = args.waveform.as_ref().map(|dir| {
+        (
+            dir.join(WAVEFORM_FILE),
+            FileSink::partial_path(dir, WAVEFORM_FILE),
+        )
+    });
     partials.extend(waveform.iter().map(|(_, partial)| partial.clone()));
     if let Some(dir) = &args.plot {
-        partials.extend(PLOT_FILES.map(|f| partial_path(dir, f)));
+        partials.extend(PLOT_FILES.map(|f| FileSink::partial_path(dir, f)));
     }
     clean_up_on_signal(vec![work.path().to_path_buf()], partials)?;
     let result = stitch_to_dir(
@@ -268,14 +268,10 @@ fn plot_run(
     };
     let write = |file: &str, svg: String| {
         let path = dir.join(file);
-        write_atomically(&path, &partial_path(dir, file), svg.as_bytes())
+        write_atomically(&path, &FileSink::partial_path(dir, file), svg.as_bytes())
     };
     let mut episode = chart(&args.out.join(OUTPUT_FILES[0]), "episode")?;
-    episode.parts = report
-        .episode_parts
-        .iter()
-        .map(|p| (p.name.clone(), p.start_s, p.end_s))
-        .collect();
+    episode.parts = report.episode_parts.clone();
     write("episode.svg", episode.to_svg())?;
     for (name, input, segment, rec) in [
         ("caller.svg", &args.call, OUTPUT_FILES[1], &report.caller),
@@ -287,11 +283,7 @@ fn plot_run(
         ),
     ] {
         let mut before = chart(input, "before")?;
-        before.removed = rec
-            .removed
-            .iter()
-            .map(|r| (r.start_s, r.duration_s))
-            .collect();
+        before.removed = rec.removed.clone();
         let after = chart(&args.out.join(segment), "after")?;
         write(name, Chart::document(&[&before, &after]))?;
     }
