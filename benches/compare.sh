@@ -268,7 +268,7 @@ export -f reference_graph lame_one lame_seq lame_par
 # inotify, right after any file or directory is made or removed: the peak is
 # the moment before a spool is removed (the trimmed spool complete, the
 # untrimmed one it was cut from still there), which lasts only while the
-# trimmed one is written, and polling alone came out up to 2 MiB short on a
+# trimmed one is written, and polling alone came out up to 2.3 MiB short on a
 # 1.5-minute input. A file gone since the last look counts with its last size
 # (it was complete: spools are removed once read), so a removal seen a moment
 # late still finds the peak; files are keyed by inode, so a rename is not a
