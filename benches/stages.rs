@@ -29,10 +29,10 @@ use std::time::Instant;
 
 use ebur128::{EbuR128, Mode};
 use podstitch::internals::{denoised, Denoise, DENOISE_RATE};
-use podstitch::internals::{mix, plan_fades, MixPart};
+use podstitch::internals::{plan_fades, Mix, MixPart};
 use podstitch::internals::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use podstitch::internals::{Downmix, Downmixed, FrontAnalysis};
-use podstitch::internals::{SpoolReader, SpoolWriter};
+use podstitch::internals::SpoolWriter;
 use podstitch::stages::Decoder;
 use podstitch::stages::HighPass;
 use podstitch::stages::Limiter;
@@ -40,7 +40,7 @@ use podstitch::stages::Processor;
 use podstitch::stages::Resample;
 use podstitch::stages::SilenceCutter;
 use podstitch::stages::TempDir;
-use podstitch::stages::{Block, MemorySource, Processed, Source};
+use podstitch::stages::{Block, BlockSink, MemorySource, Processed, Source};
 use podstitch::stages::{Measures, Meter};
 use podstitch::stages::{Mp3Format, Mp3Writer};
 use podstitch::Mp3Options;
@@ -309,18 +309,17 @@ fn main() {
         let dir = TempDir::new(None).expect("temp dir");
         let path = dir.path().join("raw.f32");
         bench(&format!("front spool write+read {label}"), secs, || {
-            let mut w = SpoolWriter::create(&path, ch).expect("spool");
+            let mut w = SpoolWriter::create(&path, RATE, ch).expect("spool");
             for b in input {
                 w.write(b).expect("spool");
             }
-            let frames = w.finish().expect("spool");
+            let spool = w.finish().expect("spool");
             let d = Downmix {
                 weights: vec![1.0 / ch as f32; ch],
                 rule: "average".into(),
                 reason: String::new(),
             };
-            let r = SpoolReader::open(&path, RATE, ch, frames).expect("spool");
-            let mut src = Downmixed::new(r, &d);
+            let mut src = Downmixed::new(spool.open().expect("spool"), &d);
             let mut b = Block::default();
             while src.read(&mut b).expect("spool") {
                 black_box(b.frames());
@@ -376,33 +375,26 @@ fn main() {
     });
     bench("mixer 5 parts -> stereo", secs, || {
         let part = n / 5;
-        let mut srcs: Vec<MemorySource> = (0..5)
-            .map(|k| {
-                MemorySource::new(
+        let lens = vec![part as u64; 5];
+        let (fades, _) = plan_fades(&lens, u64::from(RATE));
+        let parts: Vec<MixPart> = (0..5)
+            .map(|k| MixPart {
+                name: "p",
+                source: Box::new(MemorySource::new(
                     RATE,
                     Block::from_channels(&[&mono[k * part..(k + 1) * part]]),
                     4096,
-                )
-            })
-            .collect();
-        let lens = vec![part as u64; 5];
-        let (fades, _) = plan_fades(&lens, u64::from(RATE));
-        let mut parts: Vec<MixPart> = srcs
-            .iter_mut()
-            .map(|s| MixPart {
-                name: "p",
-                source: s,
+                )),
                 len: part as u64,
                 fade_in: true,
                 fade_out: true,
             })
             .collect();
-        let mut total = 0;
-        mix(&mut parts, &fades, 2, &mut |b: &Block| {
+        let mut mix = Mix::new(parts, fades, 2).expect("parts fit");
+        let (mut total, mut b) = (0, Block::default());
+        while mix.read(&mut b).expect("lengths match") {
             total += b.frames();
-            Ok(())
-        })
-        .expect("lengths match");
+        }
         black_box(total);
     });
     for (label, ch, kbps) in [

@@ -67,26 +67,32 @@ pub use settings::{BumperLoudness, Limits, Settings, Tags};
 /// The pipeline's building blocks, for those who compose a chain of their
 /// own: every stage reads planar [`Block`](stages::Block)s from a
 /// [`Source`](stages::Source) (or transforms them in place as a
-/// [`Processor`](stages::Processor)), so they chain by wrapping:
+/// [`Processor`](stages::Processor)), so they chain by wrapping; a chain
+/// ends in a [`BlockSink`](stages::BlockSink) (a meter, an encoder, or a
+/// tuple of sinks, each fed every block), which [`drain`](stages::drain)
+/// fills:
 ///
 /// ```no_run
-/// use podstitch::stages::{Block, Decoder, Meter, Measures, Resample, Source};
+/// use podstitch::stages::{drain, Decoder, Meter, Measures, Mp3Format, Mp3Writer, Resample, Source};
 ///
 /// let dec = Decoder::open_path("call", std::path::Path::new("call.webm"))?;
 /// let mut src = Resample::new(dec, 44_100, "call")?;
-/// let mut meter = Meter::new(src.channels(), 44_100, Measures::ALL)?;
-/// let mut block = Block::default();
-/// while src.read(&mut block)? {
-///     meter.add_block(&block)?;
-/// }
-/// println!("{:.1} LUFS", meter.measurement()?.integrated_lufs);
+/// let meter = Meter::new(src.channels(), 44_100, Measures::ALL)?;
+/// let format = Mp3Format {
+///     options: podstitch::Mp3Options { bitrate_kbps: 128, quality: 3 },
+///     channels: src.channels() as u8,
+///     sample_rate: 44_100,
+/// };
+/// let mp3 = Mp3Writer::new("call.mp3", std::fs::File::create("call.mp3")?, &format)?;
+/// let (meter, (_file, bytes)) = drain(&mut src, (meter, mp3))?;
+/// println!("{:.1} LUFS, {bytes} bytes", meter.measurement()?.integrated_lufs);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// What [`stitch`] does with them, and why, is in the
 /// project's ARCHITECTURE.md.
 pub mod stages {
-    pub use crate::audio::{Block, MemorySource, Processed, Processor, Source};
+    pub use crate::audio::{drain, Block, BlockSink, MemorySource, Processed, Processor, Source};
     pub use crate::decode::{DecodeStats, Decoder};
     pub use crate::dsp::front::HighPass;
     pub use crate::dsp::limiter::Limiter;
@@ -105,7 +111,7 @@ pub mod internals {
     pub use crate::decode::{decode_all, MAX_NON_FINITE_FRACTION};
     pub use crate::dsp::denoise::{denoised, Denoise, DENOISE_RATE};
     pub use crate::dsp::front::{Downmix, Downmixed, FrontAnalysis, Threshold};
-    pub use crate::dsp::mixer::{mix, plan_fades, MixPart, ShortFade};
+    pub use crate::dsp::mixer::{plan_fades, Mix, MixPart, ShortFade};
     pub use crate::encode::chunked::{ChunkOptions, ChunkReport, ChunkedMp3Writer, EncodePool};
-    pub use crate::pipeline::spool::{SpoolReader, SpoolWriter};
+    pub use crate::pipeline::spool::{Spool, SpoolReader, SpoolWriter};
 }

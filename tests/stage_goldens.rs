@@ -10,10 +10,10 @@
 
 mod common;
 
-use podstitch::internals::{mix, plan_fades, MixPart};
+use podstitch::internals::{plan_fades, Mix, MixPart};
 use podstitch::stages::Limiter;
 use podstitch::stages::SilenceCutter;
-use podstitch::stages::{Block, MemorySource};
+use podstitch::stages::{Block, MemorySource, Source};
 use podstitch::SilenceSettings;
 
 use common::{noise, StageGolden};
@@ -90,29 +90,25 @@ fn mixer_crossfade_gains_and_length() {
     ];
     let lens: Vec<u64> = blocks.iter().map(|b| b.1.frames() as u64).collect();
     let (fades, _) = plan_fades(&lens, 100);
-    let mut sources: Vec<MemorySource> = blocks
+    let parts: Vec<MixPart> = blocks
         .iter()
-        .map(|b| MemorySource::new(rate, b.1.clone(), 61))
-        .collect();
-    let mut parts: Vec<MixPart> = sources
-        .iter_mut()
-        .zip(&blocks)
-        .map(|(s, b)| MixPart {
+        .map(|b| MixPart {
             name: b.0,
             len: b.1.frames() as u64,
-            source: s,
+            source: Box::new(MemorySource::new(rate, b.1.clone(), 61)),
             fade_in: b.2,
             fade_out: b.3,
         })
         .collect();
+    let mut mix = Mix::new(parts, fades.clone(), 2).expect("mix");
     let mut out = Block::new(2, 0);
-    let total = mix(&mut parts, &fades, 2, &mut |b: &Block| {
-        for (d, s) in out.channels_mut().iter_mut().zip(b.planes()) {
+    let mut block = Block::default();
+    while mix.read(&mut block).expect("mix") {
+        for (d, s) in out.channels_mut().iter_mut().zip(block.planes()) {
             d.extend_from_slice(s);
         }
-        Ok(())
-    })
-    .expect("mix");
+    }
+    let total = out.frames();
     let (short, shortened) = plan_fades(&[300, 50, 30, 700, 400], 100);
     let fmt = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
     StageGolden {

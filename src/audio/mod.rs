@@ -97,6 +97,83 @@ pub trait Source {
 }
 
 /// Copies the next `chunk` frames of `data` from `pos` into `block`; false at the end.
+/// The end of a chain: it takes blocks until the stream ends, then gives
+/// back what it gathered (a measurement, a spool, an encoded file). A tuple
+/// of sinks is a sink that writes each block to all of them (a fan-out), and
+/// `None` is a sink that takes nothing.
+pub trait BlockSink {
+    /// What [`finish`](BlockSink::finish) gives back.
+    type Output;
+
+    /// Takes the next block of the stream.
+    fn write(&mut self, block: &Block) -> Result<()>;
+
+    /// Ends the stream.
+    fn finish(self) -> Result<Self::Output>;
+}
+
+/// Takes nothing: the sink of a fan-out with nothing more to feed.
+impl BlockSink for () {
+    type Output = ();
+
+    fn write(&mut self, _block: &Block) -> Result<()> {
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<A: BlockSink, B: BlockSink> BlockSink for (A, B) {
+    type Output = (A::Output, B::Output);
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.0.write(block)?;
+        self.1.write(block)
+    }
+
+    fn finish(self) -> Result<Self::Output> {
+        Ok((self.0.finish()?, self.1.finish()?))
+    }
+}
+
+impl<A: BlockSink, B: BlockSink, C: BlockSink> BlockSink for (A, B, C) {
+    type Output = (A::Output, B::Output, C::Output);
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.0.write(block)?;
+        self.1.write(block)?;
+        self.2.write(block)
+    }
+
+    fn finish(self) -> Result<Self::Output> {
+        Ok((self.0.finish()?, self.1.finish()?, self.2.finish()?))
+    }
+}
+
+impl<A: BlockSink> BlockSink for Option<A> {
+    type Output = Option<A::Output>;
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.as_mut().map_or(Ok(()), |s| s.write(block))
+    }
+
+    fn finish(self) -> Result<Self::Output> {
+        self.map(BlockSink::finish).transpose()
+    }
+}
+
+/// Reads `source` to its end into `sink`, then finishes the sink: the one
+/// loop of every pass.
+pub fn drain<K: BlockSink>(source: &mut (impl Source + ?Sized), mut sink: K) -> Result<K::Output> {
+    let mut block = Block::default();
+    while source.read(&mut block)? {
+        sink.write(&block)?;
+    }
+    sink.finish()
+}
+
 fn read_chunk(data: &Block, pos: &mut usize, chunk: usize, block: &mut Block) -> bool {
     block.reset(data.channels());
     let end = (*pos + chunk).min(data.frames());

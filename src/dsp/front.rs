@@ -46,7 +46,7 @@
 //! (10.6 MB per channel per minute at 44.1 kHz, on disk, removed as soon as
 //! it has been read) and one more pass over it.
 
-use crate::audio::{Block, Processor, Source};
+use crate::audio::{Block, BlockSink, Processor, Source};
 use crate::dsp::silence::SilenceSettings;
 use crate::error::Result;
 
@@ -390,6 +390,20 @@ impl FrontAnalysis {
 
     fn seconds(&self, windows: u64) -> f64 {
         windows as f64 * self.window as f64 / f64::from(self.rate)
+    }
+}
+
+/// `finish` gives back the analysis, to be read.
+impl BlockSink for FrontAnalysis {
+    type Output = FrontAnalysis;
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.add(block);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<FrontAnalysis> {
+        Ok(self)
     }
 }
 

@@ -19,7 +19,7 @@ pub struct MixPart<'a> {
     /// Name used in errors and logs.
     pub name: &'a str,
     /// The part's audio (1 channel, or as many as the episode).
-    pub source: &'a mut dyn Source,
+    pub source: Box<dyn Source + 'a>,
     /// Exact length in frames.
     pub len: u64,
     /// True if the part's head ramps up where it overlaps the previous part.
@@ -69,132 +69,198 @@ pub fn plan_fades(lens: &[u64], fade: u64) -> (Vec<u64>, Vec<ShortFade>) {
     (fades, short)
 }
 
-/// Mixes `parts` with the overlaps `fades` (from [`plan_fades`]) into a
-/// `channels`-channel stream handed block by block to `sink`. Returns the
-/// number of frames produced.
-pub fn mix(
-    parts: &mut [MixPart<'_>],
-    fades: &[u64],
+/// The episode: `parts` joined with the overlaps `fades` (from
+/// [`plan_fades`]), read as one `channels`-channel [`Source`]. Each part must
+/// yield exactly its `len` frames: more or fewer is an error naming it.
+pub struct Mix<'a> {
+    parts: Vec<MixPart<'a>>,
+    fades: Vec<u64>,
     channels: usize,
-    sink: &mut dyn FnMut(&Block) -> Result<()>,
-) -> Result<u64> {
-    let max_fade = fades.iter().copied().max().unwrap_or(0) as usize;
-    let mut prev_tail = Block::new(channels, max_fade);
-    let mut next_tail = Block::new(channels, max_fade);
-    let mut input = Block::default();
-    let mut frame = Block::new(channels, 4096);
-    let mut out = Block::new(channels, 4096);
-    let mut total = 0u64;
-    let last = parts.len().saturating_sub(1);
-    for (k, part) in parts.iter_mut().enumerate() {
-        let head = if k > 0 { fades[k - 1] } else { 0 };
-        let tail = if k < last { fades[k] } else { 0 };
-        let len = part.len;
-        let body_end = len - tail;
-        let src_ch = part.source.channels();
-        if src_ch != 1 && src_ch != channels {
+    rate: u32,
+    /// The part being read, and how many of its frames were read.
+    part: usize,
+    done: u64,
+    /// The tail of the part before (to be added into by this part's head),
+    /// and the tail of this one, being gathered.
+    prev_tail: Block,
+    next_tail: Block,
+    input: Block,
+}
+
+impl<'a> Mix<'a> {
+    /// Mixes `parts` (at least one, all at one rate; each with 1 channel or
+    /// `channels`) with `fades[k]` frames of overlap between part `k` and
+    /// `k + 1`.
+    pub fn new(parts: Vec<MixPart<'a>>, fades: Vec<u64>, channels: usize) -> Result<Self> {
+        let rate = parts.first().map_or(0, |p| p.source.sample_rate());
+        if parts.is_empty() || fades.len() + 1 != parts.len() {
             return Err(Error::stage(
-                part.name,
+                "episode",
                 Stage::Mix,
-                format!("has {src_ch} channels; the episode has {channels}"),
+                format!(
+                    "internal error: {} parts need {} crossfades, got {}",
+                    parts.len(),
+                    parts.len().saturating_sub(1),
+                    fades.len()
+                ),
             ));
         }
-        let up = if src_ch == 1 && channels > 1 {
+        for p in &parts {
+            let ch = p.source.channels();
+            if ch != 1 && ch != channels {
+                return Err(Error::stage(
+                    p.name,
+                    Stage::Mix,
+                    format!("has {ch} channels; the episode has {channels}"),
+                ));
+            }
+        }
+        let max_fade = fades.iter().copied().max().unwrap_or(0) as usize;
+        Ok(Mix {
+            parts,
+            fades,
+            channels,
+            rate,
+            part: 0,
+            done: 0,
+            prev_tail: Block::new(channels, max_fade),
+            next_tail: Block::new(channels, max_fade),
+            input: Block::default(),
+        })
+    }
+
+    /// The next part, once this one has given all its frames.
+    fn next_part(&mut self) -> Result<()> {
+        let p = &self.parts[self.part];
+        if self.done != p.len {
+            return Err(Error::stage(
+                p.name,
+                Stage::Mix,
+                format!("yielded {} frames, the first pass measured {}", self.done, p.len),
+            ));
+        }
+        std::mem::swap(&mut self.prev_tail, &mut self.next_tail);
+        self.next_tail.clear();
+        self.part += 1;
+        self.done = 0;
+        Ok(())
+    }
+
+    /// Mixes `self.input`, the next frames of the current part, appending
+    /// what is complete to `out`.
+    fn add_input(&mut self, out: &mut Block) -> Result<()> {
+        let k = self.part;
+        let part = &self.parts[k];
+        let channels = self.channels;
+        let head = if k > 0 { self.fades[k - 1] } else { 0 };
+        let tail = self.fades.get(k).copied().unwrap_or(0);
+        let body_end = part.len - tail;
+        let mono = self.input.channels() == 1;
+        // Mono parts sit in the centre of a stereo episode, at -3 dB.
+        let up = if mono && channels > 1 {
             std::f32::consts::FRAC_1_SQRT_2
         } else {
             1.0
         };
-        next_tail.clear();
-        let mut t = 0u64;
-        while part.source.read(&mut input)? {
-            let n = input.frames() as u64;
-            if t + n > len {
-                return Err(Error::stage(
-                    part.name,
-                    Stage::Mix,
-                    format!("yielded more than the {len} frames measured in the first pass"),
-                ));
-            }
-            // Spread to the episode's channels.
-            frame.reset(channels);
-            for c in 0..channels {
-                let s = input.channel(if src_ch == 1 { 0 } else { c });
-                let d = frame.channel_mut(c);
-                d.extend_from_slice(s);
-                if up != 1.0 {
-                    for x in d.iter_mut() {
-                        *x *= up;
-                    }
-                }
-            }
-            let (t0, t1) = (t, t + n);
-            // Head: add into the previous part's tail.
-            if t0 < head {
-                let a = t0 as usize;
-                let b = t1.min(head) as usize;
-                let inv = 1.0 / head as f32;
-                for c in 0..channels {
-                    let dst = &mut prev_tail.channel_mut(c)[a..b];
-                    let src = &frame.channel(c)[..b - a];
-                    if part.fade_in {
-                        for (i, (d, &x)) in dst.iter_mut().zip(src).enumerate() {
-                            *d += x * ((a + i) as f32 * inv);
-                        }
-                    } else {
-                        for (d, &x) in dst.iter_mut().zip(src) {
-                            *d += x;
-                        }
-                    }
-                }
-                if t1 >= head {
-                    sink(&prev_tail)?;
-                    total += head;
-                }
-            }
-            // Body: straight through.
-            let b0 = t0.max(head);
-            let b1 = t1.min(body_end);
-            if b0 < b1 {
-                out.reset(channels);
-                let (a, b) = ((b0 - t0) as usize, (b1 - t0) as usize);
-                for c in 0..channels {
-                    out.channel_mut(c)
-                        .extend_from_slice(&frame.channel(c)[a..b]);
-                }
-                sink(&out)?;
-                total += b1 - b0;
-            }
-            // Tail: hold, ramped down if this part fades out.
-            let c0 = t0.max(body_end);
-            if c0 < t1 {
-                let (a, b) = ((c0 - t0) as usize, (t1 - t0) as usize);
-                let first = (c0 - body_end) as usize;
-                let inv = 1.0 / tail as f32;
-                for c in 0..channels {
-                    let src = &frame.channel(c)[a..b];
-                    let dst = next_tail.channel_mut(c);
-                    if part.fade_out {
-                        for (i, &x) in src.iter().enumerate() {
-                            let g = (tail as usize - 1 - (first + i)) as f32 * inv;
-                            dst.push(x * g);
-                        }
-                    } else {
-                        dst.extend_from_slice(src);
-                    }
-                }
-            }
-            t = t1;
-        }
-        if t != len {
+        let n = self.input.frames() as u64;
+        let (t0, t1) = (self.done, self.done + n);
+        if t1 > part.len {
             return Err(Error::stage(
                 part.name,
                 Stage::Mix,
-                format!("yielded {t} frames, the first pass measured {len}"),
+                format!(
+                    "yielded more than the {} frames measured in the first pass",
+                    part.len
+                ),
             ));
         }
-        std::mem::swap(&mut prev_tail, &mut next_tail);
+        let src = |c: usize, a: usize, b: usize| {
+            let c = if mono { 0 } else { c };
+            &self.input.channel(c)[a..b]
+        };
+        // Head: added into the previous part's tail, which is complete
+        // once the head is.
+        if t0 < head {
+            let (a, b) = (t0 as usize, t1.min(head) as usize);
+            let inv = 1.0 / head as f32;
+            for c in 0..channels {
+                let dst = &mut self.prev_tail.channel_mut(c)[a..b];
+                let src = src(c, 0, b - a);
+                if part.fade_in {
+                    for (i, (d, &x)) in dst.iter_mut().zip(src).enumerate() {
+                        *d += x * up * ((a + i) as f32 * inv);
+                    }
+                } else {
+                    for (d, &x) in dst.iter_mut().zip(src) {
+                        *d += x * up;
+                    }
+                }
+            }
+            if t1 >= head {
+                for c in 0..channels {
+                    out.channel_mut(c)
+                        .extend_from_slice(self.prev_tail.channel(c));
+                }
+            }
+        }
+        // Body: straight through.
+        let (b0, b1) = (t0.max(head), t1.min(body_end));
+        if b0 < b1 {
+            let (a, b) = ((b0 - t0) as usize, (b1 - t0) as usize);
+            for c in 0..channels {
+                let src = src(c, a, b);
+                let dst = out.channel_mut(c);
+                if up == 1.0 {
+                    dst.extend_from_slice(src);
+                } else {
+                    dst.extend(src.iter().map(|&x| x * up));
+                }
+            }
+        }
+        // Tail: held for the next part, ramped down if this part fades out.
+        let c0 = t0.max(body_end);
+        if c0 < t1 {
+            let (a, b) = ((c0 - t0) as usize, (t1 - t0) as usize);
+            let first = (c0 - body_end) as usize;
+            let inv = 1.0 / tail as f32;
+            for c in 0..channels {
+                let src = src(c, a, b);
+                let dst = self.next_tail.channel_mut(c);
+                if part.fade_out {
+                    dst.extend(src.iter().enumerate().map(|(i, &x)| {
+                        x * up * ((tail as usize - 1 - (first + i)) as f32 * inv)
+                    }));
+                } else {
+                    dst.extend(src.iter().map(|&x| x * up));
+                }
+            }
+        }
+        self.done = t1;
+        Ok(())
     }
-    Ok(total)
+}
+
+impl Source for Mix<'_> {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn read(&mut self, block: &mut Block) -> Result<bool> {
+        block.reset(self.channels);
+        while block.is_empty() && self.part < self.parts.len() {
+            let part = &mut self.parts[self.part];
+            if part.source.read(&mut self.input)? {
+                self.add_input(block)?;
+            } else {
+                self.next_part()?;
+            }
+        }
+        Ok(!block.is_empty())
+    }
 }
 
 #[cfg(test)]
@@ -207,32 +273,42 @@ mod tests {
     }
 
     fn run(lens: &[usize], fade: u64, fades_flags: &[(bool, bool)]) -> Vec<f32> {
-        let mut srcs: Vec<MemorySource> = lens
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| ones(n, (k + 1) as f32))
-            .collect();
         let (fades, _) = plan_fades(&lens.iter().map(|&n| n as u64).collect::<Vec<_>>(), fade);
-        let mut parts: Vec<MixPart> = srcs
-            .iter_mut()
+        let parts: Vec<MixPart> = lens
+            .iter()
             .zip(fades_flags)
-            .zip(lens)
-            .map(|((s, &(fi, fo)), &n)| MixPart {
+            .enumerate()
+            .map(|(k, (&n, &(fade_in, fade_out)))| MixPart {
                 name: "part",
-                source: s,
+                source: Box::new(ones(n, (k + 1) as f32)),
                 len: n as u64,
-                fade_in: fi,
-                fade_out: fo,
+                fade_in,
+                fade_out,
             })
             .collect();
-        let mut out = Vec::new();
-        let total = mix(&mut parts, &fades, 1, &mut |b: &Block| {
-            out.extend_from_slice(b.channel(0));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(total as usize, out.len());
-        out
+        collect(Mix::new(parts, fades, 1).unwrap()).unwrap().remove(0)
+    }
+
+    /// Every channel of `src`, read to its end.
+    fn collect(mut src: Mix) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![Vec::new(); src.channels()];
+        let mut block = Block::default();
+        while src.read(&mut block)? {
+            for (o, c) in out.iter_mut().zip(block.planes()) {
+                o.extend_from_slice(c);
+            }
+        }
+        Ok(out)
+    }
+
+    fn one(len: u64) -> Vec<MixPart<'static>> {
+        vec![MixPart {
+            name: "a",
+            source: Box::new(ones(10, 1.0)),
+            len,
+            fade_in: false,
+            fade_out: false,
+        }]
     }
 
     const REFERENCE: [(bool, bool); 5] = [
@@ -289,35 +365,25 @@ mod tests {
 
     #[test]
     fn mono_is_centred_at_minus_3_db() {
-        let mut a = ones(10, 1.0);
-        let mut parts = [MixPart {
-            name: "a",
-            source: &mut a,
-            len: 10,
-            fade_in: false,
-            fade_out: false,
-        }];
-        let mut got = Vec::new();
-        mix(&mut parts, &[], 2, &mut |b: &Block| {
-            got.push((b.channel(0)[0], b.channel(1)[0]));
-            Ok(())
-        })
-        .unwrap();
-        assert!((got[0].0 - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7);
-        assert_eq!(got[0].0, got[0].1);
+        let got = collect(Mix::new(one(10), vec![], 2).unwrap()).unwrap();
+        assert_eq!(got[0].len(), 10);
+        assert!((got[0][0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7);
+        assert_eq!(got[0], got[1]);
     }
 
     #[test]
     fn wrong_length_is_an_error() {
-        let mut a = ones(10, 1.0);
-        let mut parts = [MixPart {
-            name: "a",
-            source: &mut a,
-            len: 11,
-            fade_in: false,
-            fade_out: false,
-        }];
-        let err = mix(&mut parts, &[], 1, &mut |_| Ok(())).unwrap_err();
+        let err = collect(Mix::new(one(11), vec![], 1).unwrap()).unwrap_err();
         assert!(err.to_string().contains("first pass measured 11"), "{err}");
+        let err = collect(Mix::new(one(9), vec![], 1).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("more than the 9 frames"), "{err}");
+        let mut stereo = one(10);
+        stereo[0].source = Box::new(MemorySource::new(
+            1000,
+            Block::from_channels(&[&[0.0; 10], &[0.0; 10]]),
+            7,
+        ));
+        let err = Mix::new(stereo, vec![], 3).err().unwrap();
+        assert!(err.to_string().contains("has 2 channels"), "{err}");
     }
 }

@@ -32,6 +32,7 @@ use mp3lame_encoder::{
     max_required_buffer_size, Bitrate, Builder, DualPcm, Encoder, FlushGap, Mode, MonoPcm, Quality,
 };
 
+use crate::audio::{Block, BlockSink};
 use crate::encode::id3::{Tag, MAX_TAG_BYTES};
 use crate::error::{Error, Result, Stage};
 
@@ -245,6 +246,20 @@ impl<W: Write + Seek> Mp3Writer<W> {
             self.written += self.out.len() as u64;
         }
         Ok(())
+    }
+}
+
+/// `finish` gives back the sink and the bytes written (see
+/// [`Mp3Writer::finish`]).
+impl<W: Write + Seek> BlockSink for Mp3Writer<W> {
+    type Output = (W, u64);
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        Mp3Writer::write(self, &block.planes())
+    }
+
+    fn finish(self) -> Result<(W, u64)> {
+        Mp3Writer::finish(self)
     }
 }
 

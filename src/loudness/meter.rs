@@ -17,7 +17,7 @@
 //! approximate figure.
 
 use crate::audio::units::{gain_to_db, secs_to_frames};
-use crate::audio::Block;
+use crate::audio::{Block, BlockSink};
 #[cfg(test)]
 use crate::audio::Source;
 use crate::error::{Error, Result, Stage};
@@ -323,6 +323,19 @@ impl Meter {
         values.sort_unstable_by(f64::total_cmp);
         let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
         lufs(at(LRA_HIGH)) - lufs(at(LRA_LOW))
+    }
+}
+
+/// A meter is a sink that gives itself back, to be read.
+impl BlockSink for Meter {
+    type Output = Meter;
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.add_block(block)
+    }
+
+    fn finish(self) -> Result<Meter> {
+        Ok(self)
     }
 }
 

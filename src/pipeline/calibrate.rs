@@ -13,8 +13,199 @@
 //! (or far louder) does a further pass run, with the gain corrected by a
 //! secant step.
 
-use crate::audio::units::gain_to_db;
-use crate::loudness::GainPlan;
+use std::thread;
+
+use crate::audio::ahead::read_ahead;
+use crate::audio::units::{frames_to_secs, gain_to_db};
+use crate::audio::{drain, Block, BlockSink, Processed, Source};
+use crate::dsp::limiter::{Limiter, MARGIN_DB};
+use crate::error::{Error, Result, Stage};
+use crate::loudness::{Gain, GainPlan, Measures, Meter};
+use crate::pipeline::control::{StageProgress, Watch};
+use crate::pipeline::recording::Analysed;
+use crate::pipeline::spool::{Spool, SpoolReader, SpoolWriter};
+use crate::settings::Settings;
+
+/// A source read through a true-peak [`Limiter`] (same length, aligned).
+pub(crate) type Limited<S> = Processed<S, Limiter>;
+
+/// Limits `inner` to `ceiling_dbtp`.
+pub(crate) fn limited<S: Source>(inner: S, ceiling_dbtp: f64) -> Limited<S> {
+    let limiter = Limiter::new(inner.channels(), inner.sample_rate(), ceiling_dbtp);
+    Processed::new(inner, limiter)
+}
+
+/// A recording calibrated at one ceiling: what its renders read.
+pub(crate) struct Calibrated {
+    /// Named in errors and logs.
+    pub(crate) subject: String,
+    /// The trimmed recording when the limiter has nothing to do, else the
+    /// limited one.
+    spool: Spool,
+    /// The gain applied to `spool` when rendering: the whole plan for the
+    /// trimmed recording, the trim after the limiter for the limited one.
+    plan: GainPlan,
+    /// The 100 ms block energies of `spool`, before `plan`.
+    pub(crate) blocks: Vec<f64>,
+    /// The total gain, for the report.
+    pub(crate) gain_db: f64,
+    /// Passes through the limiter it took (0: none was needed).
+    pub(crate) passes: u32,
+}
+
+impl Calibrated {
+    /// The recording as rendered.
+    pub(crate) fn source(&self) -> Result<Gain<SpoolReader>> {
+        Ok(Gain::new(self.spool.open()?, &self.plan))
+    }
+
+    /// Its length in frames.
+    pub(crate) fn frames(&self) -> u64 {
+        self.spool.frames()
+    }
+
+    /// The gain `blocks` get when rendered, dB.
+    pub(crate) fn render_gain_db(&self) -> f64 {
+        self.plan.gain_db
+    }
+}
+
+/// The limited signal may come out this much louder than the target before
+/// another calibration pass is preferred to a larger trim after the limiter.
+const MAX_TRIM_DB: f64 = 0.5;
+
+/// Most passes through the limiter that calibration takes.
+const MAX_PASSES: u32 = 6;
+
+/// A limited pass this close under the target (LU) is on target: the trim
+/// after the limiter can only lower the loudness, and 0.02 LU is well inside
+/// the outputs' ±0.3 LU promise.
+const MAX_SHORT_LU: f64 = 0.02;
+
+/// Added to each secant step's gain (dB) so the next pass aims a little
+/// loud: an overshoot is fixed exactly by the trim after the limiter, an
+/// undershoot costs another pass.
+const AIM_OVER_DB: f64 = 0.05;
+
+/// Bounds of the measured loudness-per-dB slope of the secant step: the
+/// limiter never makes the loudness grow faster than the gain (1), and
+/// below 0.1 a step would jump by ten times the error, past any plausible
+/// gain.
+const SLOPE_RANGE: (f64, f64) = (0.1, 1.0);
+
+/// The loudness gained per dB of gain between the last pass `last` (gain,
+/// loudness) and this one, within [`SLOPE_RANGE`]; 1 when there is no
+/// earlier pass at another gain. The secant step of calibration and of the
+/// bumpers' levelling.
+pub(crate) fn secant_slope(last: Option<(f64, f64)>, gain: f64, loud: f64) -> f64 {
+    match last {
+        Some((g0, l0)) if (gain - g0).abs() > 1e-6 => {
+            ((loud - l0) / (gain - g0)).clamp(SLOPE_RANGE.0, SLOPE_RANGE.1)
+        }
+        _ => 1.0,
+    }
+}
+
+/// A recording still more than this under the target after calibration is
+/// an error (the outputs' promise is ±0.3 LU).
+const MAX_MISS_LU: f64 = 0.3;
+
+/// Finds the gain that puts the limited recording on target at `ceiling`
+/// and spools the limited recording: one pass of gain → limiter → meter at
+/// the predicted gain, then a trim after the limiter, or more passes with
+/// secant steps when the pass came out under the target or more than
+/// [`MAX_TRIM_DB`] over it (at most [`MAX_PASSES`]). A recording that still
+/// comes out more than [`MAX_MISS_LU`] under the target is an error.
+pub(crate) fn calibrate(
+    a: &Analysed,
+    settings: &Settings,
+    ceiling: f64,
+    watch: Watch<'_>,
+) -> Result<Calibrated> {
+    let rate = settings.sample_rate;
+    let target = settings.loudness.integrated_lufs;
+    let base = target - a.measurement.integrated_lufs;
+    let mut plan = GainPlan {
+        gain_db: base,
+        ..a.plan.clone()
+    };
+    let peak_after_gain = a.measurement.true_peak_dbtp + base;
+    if plan.curve.is_none() && peak_after_gain <= ceiling - 0.1 {
+        // Linear gain, limiter idle: loudness scales exactly with the gain.
+        return Ok(Calibrated {
+            subject: a.subject.clone(),
+            spool: a.spool.clone(),
+            plan,
+            blocks: a.blocks.clone(),
+            gain_db: base,
+            passes: 0,
+        });
+    }
+    plan.gain_db = predicted_gain(&a.hops, &plan, base, ceiling - MARGIN_DB);
+    // Beside the trimmed recording's spool, in the same private directory.
+    let limited_path = a.spool.path().with_extension("limited.f32");
+    let mut last: Option<(f64, f64)> = None;
+    // The last pass: its gain, its spool and blocks, how far under the
+    // target it came out, and the trim after the limiter it needs.
+    let mut spooled = None;
+    // The loudest any pass came out (for the error when none reaches the target).
+    let mut loudest = f64::NEG_INFINITY;
+    let mut passes = 0;
+    while passes < MAX_PASSES {
+        passes += 1;
+        let (mut meter, spool, ()) = thread::scope(|s| {
+            // Gain and limiter on one thread, measure and spool on this one.
+            let (mut src, ()) = read_ahead(s, &a.subject, 8, || {
+                Ok((limited(Gain::new(a.spool.open()?, &plan), ceiling), ()))
+            })?;
+            let total_s = Some(frames_to_secs(a.spool.frames(), rate));
+            drain(
+                &mut src,
+                (
+                    Meter::new(1, rate, Measures::INTEGRATED)?,
+                    SpoolWriter::create(&limited_path, rate, 1)?,
+                    StageProgress::new(watch, "calibrating", &a.subject, rate, total_s),
+                ),
+            )
+        })?;
+        let loud = meter.measurement()?.integrated_lufs;
+        let err = target - loud;
+        loudest = loudest.max(loud);
+        let g = plan.gain_db;
+        spooled = Some((g, spool, meter.take_block_energies(), err.max(0.0), err.min(0.0)));
+        if (-MAX_TRIM_DB..MAX_SHORT_LU).contains(&err) {
+            break;
+        }
+        let slope = secant_slope(last, g, loud);
+        last = Some((g, loud));
+        // Aim a little high: the trim after the limiter takes the rest.
+        plan.gain_db = g + err / slope + AIM_OVER_DB;
+    }
+    let internal = || Error::stage(&a.subject, Stage::Loudness, "internal error: no pass");
+    let (gain, spool, blocks, under, trim) = spooled.ok_or_else(internal)?;
+    if under > MAX_MISS_LU {
+        return Err(Error::stage(
+            &a.subject,
+            Stage::Loudness,
+            format!(
+                "calibration: after {MAX_PASSES} passes through the limiter it reaches at most {loudest:.2} LUFS, {:.2} LU under the {target} LUFS target (its peaks are too high for its loudness at the {ceiling:.1} dBTP ceiling: clicks, bursts or distortion?); lower --loudness, raise --true-peak, or record it again",
+                target - loudest
+            ),
+        ));
+    }
+    Ok(Calibrated {
+        subject: a.subject.clone(),
+        spool,
+        plan: GainPlan {
+            gain_db: trim,
+            curve: None,
+            hop: plan.hop,
+        },
+        blocks,
+        gain_db: gain + trim,
+        passes,
+    })
+}
 
 /// Per-hop sample peak and energy of a mono recording, for
 /// [`predicted_loss`]; 8 bytes per hop (about 290 kB per hour at 100 ms).
@@ -65,14 +256,24 @@ impl HopStats {
         self.energy = 0.0;
     }
 
-    /// Closes the last, partial hop.
-    pub fn finish(&mut self) {
-        self.close();
-    }
-
     /// Completed hops: `(sample peak, mean square)` each.
     pub fn hops(&self) -> &[(f32, f32)] {
         &self.hops
+    }
+}
+
+/// Takes mono blocks (channel 0); `finish` closes the last, partial hop.
+impl BlockSink for HopStats {
+    type Output = HopStats;
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.add(block.channel(0));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<HopStats> {
+        self.close();
+        Ok(self)
     }
 }
 
@@ -180,7 +381,7 @@ mod tests {
         let mut s = HopStats::new(4);
         s.add(&[0.5, -1.0, 0.0, 0.0, 0.25]);
         s.add(&[0.25, 0.25, 0.25, 0.1]);
-        s.finish();
+        let s = s.finish().unwrap();
         assert_eq!(s.hops().len(), 3);
         assert_eq!(s.hops()[0], (1.0, 1.25 / 4.0));
         assert_eq!(s.hops()[1], (0.25, 0.0625));
@@ -194,7 +395,7 @@ mod tests {
             .map(|i| if (i / 100) % 5 == 0 { 0.9 } else { 0.3 })
             .collect();
         s.add(&sig);
-        s.finish();
+        let s = s.finish().unwrap();
         assert_eq!(predicted_loss(&s, &plan(-3.0), -1.0), 0.0);
         let a = predicted_loss(&s, &plan(3.0), -1.0);
         let b = predicted_loss(&s, &plan(6.0), -1.0);
@@ -206,7 +407,7 @@ mod tests {
         // Loudness that the limiter would take back entirely: capped.
         let mut flat = HopStats::new(100);
         flat.add(&vec![0.9; 10_000]);
-        flat.finish();
+        let flat = flat.finish().unwrap();
         let capped = predicted_gain(&flat, &plan(0.0), 3.0, -1.0);
         assert!((capped - 3.0 - MAX_MAKEUP_DB).abs() < 0.01, "{capped}");
         // Under the threshold nothing is added.

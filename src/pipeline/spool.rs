@@ -13,7 +13,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::audio::{Block, Source};
+use crate::audio::{Block, BlockSink, Source};
 use crate::error::{Error, Result};
 
 /// A private (mode 0700) temporary directory, removed with everything in it
@@ -66,26 +66,60 @@ pub struct SpoolWriter {
     path: PathBuf,
     out: BufWriter<File>,
     bytes: Vec<u8>,
+    rate: u32,
     channels: usize,
     frames: u64,
 }
 
+/// A finished spool file: where it is and what it holds. It opens its own
+/// readers, as many as the passes over it need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spool {
+    path: PathBuf,
+    rate: u32,
+    channels: usize,
+    frames: u64,
+}
+
+impl Spool {
+    /// A new reader from its first frame.
+    pub fn open(&self) -> Result<SpoolReader> {
+        SpoolReader::open(&self.path, self.rate, self.channels, self.frames)
+    }
+
+    /// Its length, in frames.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Its channel count.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Its file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl SpoolWriter {
-    /// Creates the spool file at `path` for `channels` channels.
-    pub fn create(path: &Path, channels: usize) -> Result<Self> {
+    /// Creates the spool file at `path` for `channels` channels at `rate` Hz.
+    pub fn create(path: &Path, rate: u32, channels: usize) -> Result<Self> {
         let file = File::create(path)
             .map_err(|e| Error::io(path.display().to_string(), "create spool", e))?;
         Ok(SpoolWriter {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
             bytes: Vec::new(),
+            rate,
             channels,
             frames: 0,
         })
     }
 
     /// Appends a block.
-    pub fn write(&mut self, block: &Block) -> Result<()> {
+    fn append(&mut self, block: &Block) -> Result<()> {
         self.bytes.clear();
         let n = block.frames();
         if self.channels == 1 {
@@ -106,12 +140,26 @@ impl SpoolWriter {
         Ok(())
     }
 
-    /// Flushes and closes the spool; returns the frames written.
-    pub fn finish(mut self) -> Result<u64> {
+}
+
+/// `finish` flushes and closes the file and gives back the [`Spool`].
+impl BlockSink for SpoolWriter {
+    type Output = Spool;
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.append(block)
+    }
+
+    fn finish(mut self) -> Result<Spool> {
         self.out
             .flush()
             .map_err(|e| Error::io(self.path.display().to_string(), "write spool", e))?;
-        Ok(self.frames)
+        Ok(Spool {
+            path: self.path,
+            rate: self.rate,
+            channels: self.channels,
+            frames: self.frames,
+        })
     }
 }
 
@@ -130,7 +178,7 @@ const READ_FRAMES: usize = 4096;
 
 impl SpoolReader {
     /// Opens a spool of `frames` frames of `channels` channels at `rate` Hz.
-    pub fn open(path: &Path, rate: u32, channels: usize, frames: u64) -> Result<Self> {
+    fn open(path: &Path, rate: u32, channels: usize, frames: u64) -> Result<Self> {
         let file =
             File::open(path).map_err(|e| Error::io(path.display().to_string(), "open spool", e))?;
         Ok(SpoolReader {
@@ -186,12 +234,13 @@ mod tests {
         let path = dir.path().join("s.f32");
         let a: Vec<f32> = (0..10000).map(|i| i as f32 * 0.25).collect();
         let b: Vec<f32> = (0..10000).map(|i| -(i as f32)).collect();
-        let mut w = SpoolWriter::create(&path, 2).unwrap();
+        let mut w = SpoolWriter::create(&path, 44100, 2).unwrap();
         for (ca, cb) in a.chunks(777).zip(b.chunks(777)) {
             w.write(&Block::from_channels(&[ca, cb])).unwrap();
         }
-        assert_eq!(w.finish().unwrap(), 10000);
-        let mut r = SpoolReader::open(&path, 44100, 2, 10000).unwrap();
+        let spool = w.finish().unwrap();
+        assert_eq!((spool.frames(), spool.channels()), (10000, 2));
+        let mut r = spool.open().unwrap();
         let (mut ra, mut rb) = (Vec::new(), Vec::new());
         let mut blk = Block::default();
         while r.read(&mut blk).unwrap() {

@@ -20,6 +20,9 @@
 
 use std::fmt::Write as _;
 
+use crate::audio::{Block, BlockSink};
+use crate::error::Result;
+
 /// The format version written (audiowaveform's JSON with `channels`).
 const VERSION: u32 = 2;
 
@@ -85,6 +88,20 @@ impl WaveformBuilder {
             samples_per_pixel: self.samples_per_pixel,
             data: self.data,
         }
+    }
+}
+
+/// Takes every channel (averaged); `finish` gives back the waveform.
+impl BlockSink for WaveformBuilder {
+    type Output = Waveform;
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        self.add(&block.planes());
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Waveform> {
+        Ok(WaveformBuilder::finish(self))
     }
 }
 

@@ -54,6 +54,7 @@ use std::time::Duration;
 
 use mp3lame_encoder::Encoder;
 
+use crate::audio::{Block, BlockSink};
 use crate::encode::id3::Tag;
 use crate::encode::{
     begin_stream, clamp, frame_samples, lame_encode, lame_flush, lame_tag_frame, makeup_gain,
@@ -786,6 +787,20 @@ impl<'p, W: Write + Seek> ChunkedMp3Writer<'p, W> {
             input_end: more.input_end,
             hold_from,
         })
+    }
+}
+
+/// `finish` gives back the sink and the bytes written (see
+/// [`ChunkedMp3Writer::finish`]).
+impl<W: Write + Seek> BlockSink for ChunkedMp3Writer<'_, W> {
+    type Output = (W, u64);
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        ChunkedMp3Writer::write(self, &block.planes())
+    }
+
+    fn finish(self) -> Result<(W, u64)> {
+        ChunkedMp3Writer::finish(self)
     }
 }
 
