@@ -24,6 +24,7 @@ use crate::loudness::{Gain, GainPlan, Measures, Meter};
 use crate::pipeline::control::{StageProgress, Watch};
 use crate::pipeline::recording::Analysed;
 use crate::pipeline::spool::{Spool, SpoolReader, SpoolWriter};
+use crate::report::RecordingReport;
 use crate::settings::Settings;
 
 /// A source read through a true-peak [`Limiter`] (same length, aligned).
@@ -47,10 +48,9 @@ pub(crate) struct Calibrated {
     plan: GainPlan,
     /// The 100 ms block energies of `spool`, before `plan`.
     pub(crate) blocks: Vec<f64>,
-    /// The total gain, for the report.
-    pub(crate) gain_db: f64,
-    /// Passes through the limiter it took (0: none was needed).
-    pub(crate) passes: u32,
+    /// The recording's report, complete: the first pass's with the gain and
+    /// the passes through the limiter that calibration took.
+    pub(crate) report: RecordingReport,
 }
 
 impl Calibrated {
@@ -137,8 +137,11 @@ pub(crate) fn calibrate(
             spool: a.spool.clone(),
             plan,
             blocks: a.blocks.clone(),
-            gain_db: base,
-            passes: 0,
+            report: RecordingReport {
+                gain_db: base,
+                calibration_passes: 0,
+                ..a.report.clone()
+            },
         });
     }
     plan.gain_db = predicted_gain(&a.hops, &plan, base, ceiling - MARGIN_DB);
@@ -202,8 +205,11 @@ pub(crate) fn calibrate(
             hop: plan.hop,
         },
         blocks,
-        gain_db: gain + trim,
-        passes,
+        report: RecordingReport {
+            gain_db: gain + trim,
+            calibration_passes: passes,
+            ..a.report.clone()
+        },
     })
 }
 

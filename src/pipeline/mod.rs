@@ -52,7 +52,7 @@ use crate::pipeline::recording::Recording;
 use crate::pipeline::render::{Rendered, Renderer};
 use crate::pipeline::spool::TempDir;
 use crate::report::waveform::Waveform;
-use crate::report::{BumperReport, Observer, RecordingReport, Report, Timings};
+use crate::report::{BumperReport, Observer, Report, Timings};
 use crate::settings::Settings;
 
 /// Renders at most this many times: an output whose decoded true peak is
@@ -117,7 +117,7 @@ pub fn stitch<S: Sink>(
         let seg_out = (&mut outputs.caller_segment, &segment_tags[0]);
         let (cal, caller_segment) =
             calibrate_both(&mut voices, ceiling, seg_out, &renderer, &mut timings)?;
-        let (plan, _, ep_tag) = shape.get_or_insert_with(|| {
+        let (plan, chapters, ep_tag) = shape.get_or_insert_with(|| {
             let plan = layout(&bumpers, cal.each_ref().map(Calibrated::frames), settings, obs);
             let chapters = chapters(&plan, &settings.chapter_titles, settings.sample_rate);
             let tag = episode_tag(settings, cover.as_ref(), &chapters);
@@ -153,15 +153,14 @@ pub fn stitch<S: Sink>(
                 "warning: a decoded output still peaks {over:.2} dB over {tp} dBTP"
             ));
         }
-        let (plan, chapters, _) = shape.take().unwrap_or_else(|| unreachable!());
         let parts = Parts {
-            voices: &voices,
-            calibrated: &cal,
+            calibrated: cal,
             bumpers: &bumpers,
-            gains: &gains,
-            layout: &plan,
+            gains,
+            layout: plan,
+            chapters: chapters.clone(),
         };
-        return Ok(parts.report(rendered, chapters, waveform, timings, settings));
+        return Ok(parts.report(rendered, waveform, timings, settings));
     }
 }
 
@@ -204,34 +203,25 @@ fn calibrate_both<S: Sink>(
 
 /// What the episode was made of, for the report.
 struct Parts<'a> {
-    voices: &'a [Recording; 2],
-    calibrated: &'a [Calibrated; 2],
+    calibrated: [Calibrated; 2],
     bumpers: &'a [Bumper; 3],
-    gains: &'a BumperGains,
+    gains: BumperGains,
     layout: &'a Layout,
+    chapters: Vec<Chapter>,
 }
 
 impl Parts<'_> {
     /// The run's report, with the three outputs `[episode, caller segment,
     /// response segment]` as rendered.
     fn report(
-        &self,
+        self,
         [episode, caller_segment, response_segment]: [Rendered; 3],
-        chapters: Vec<Chapter>,
         episode_waveform: Option<Waveform>,
         timings: Timings,
         settings: &Settings,
     ) -> Report {
         let rate = settings.sample_rate;
-        let recording = |k: usize| {
-            let c = &self.calibrated[k];
-            let analysed = self.voices[k].get().map(|a| a.report.clone());
-            RecordingReport {
-                gain_db: c.gain_db,
-                calibration_passes: c.passes,
-                ..analysed.unwrap_or_else(|| unreachable!("calibrated, so analysed"))
-            }
-        };
+        let [caller, response] = self.calibrated.map(|c| c.report);
         let (episode, caller_segment, response_segment) =
             (episode.0, caller_segment.0, response_segment.0);
         Report {
@@ -241,8 +231,8 @@ impl Parts<'_> {
             episode,
             caller_segment,
             response_segment,
-            caller: recording(0),
-            response: recording(1),
+            caller,
+            response,
             bumpers: (self.bumpers.iter())
                 .zip(self.gains.gains)
                 .map(|(b, gain_db)| BumperReport {
@@ -255,7 +245,7 @@ impl Parts<'_> {
                 .collect(),
             bumper_trim_db: self.gains.trim_db,
             episode_predicted_lufs: self.gains.predicted_lufs,
-            chapters,
+            chapters: self.chapters,
             episode_parts: part_spans(self.layout, rate),
             timings,
             episode_waveform,

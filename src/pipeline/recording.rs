@@ -68,11 +68,6 @@ impl Recording {
         })?;
         Ok((a, took))
     }
-
-    /// The first pass's result; `None` before it ran.
-    pub(crate) fn get(&self) -> Option<&Analysed> {
-        self.analysed.as_ref()
-    }
 }
 
 /// A recording after the first pass: trimmed, measured and spooled, with the
