@@ -3,7 +3,7 @@
 # the LAME-only floor, on the same long WebM/Opus recordings.
 #
 #   benches/compare.sh [--full] [--with-debian-ffmpeg] [--with-no-verify]
-#                      [--cpus F] [--ab BIN_B] [--table] [DIR]
+#                      [--cpus F] [--ab BIN_B] [--runs N] [--table] [DIR]
 #
 # DIR (default /tmp/podstitch-compare) holds the inputs, one directory per
 # case (m14 = 2.5 min call + 11.8 min response; m5, m15, m60 = 2.5 min call +
@@ -15,6 +15,7 @@
 #   quick (default): the 14.3-minute case, 1 run.
 #   --full:          the 14.3-minute case and 5, 15, 60-minute responses,
 #                    3 runs each, medians reported.
+#   --runs N:        N runs of each case instead (medians reported).
 #   --with-debian-ffmpeg: also time the graph with the system `ffmpeg`
 #                    (Debian 12 ships 5.1, whose silenceremove differs).
 #   --with-no-verify: also time `podstitch stitch --no-verify` (podstitch-nv),
@@ -61,7 +62,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-full=0 ff5=0 nv=0 table_only=0 dir=/tmp/podstitch-compare cpus='' bin_b=''
+full=0 ff5=0 nv=0 table_only=0 dir=/tmp/podstitch-compare cpus='' bin_b='' runs_opt=''
 while (($#)); do
     a=$1
     shift
@@ -70,11 +71,12 @@ while (($#)); do
     --with-debian-ffmpeg) ff5=1 ;;
     --with-no-verify) nv=1 ;;
     --table) table_only=1 ;;
-    --cpus | --ab)
+    --cpus | --ab | --runs)
         (($#)) || { echo "$a needs a value" >&2; exit 2; }
-        if [[ $a == --cpus ]]; then cpus=$1; else bin_b=$1; fi
+        case $a in --cpus) cpus=$1 ;; --ab) bin_b=$1 ;; --runs) runs_opt=$1 ;; esac
         shift
         ;;
+    --runs=*) runs_opt=${a#*=} ;;
     --cpus=*) cpus=${a#*=} ;;
     --ab=*) bin_b=${a#*=} ;;
     # The help is the header comment: line 2 up to the first line that is not a comment.
@@ -87,6 +89,10 @@ if ((full)); then
     cases=(m14 m5 m15 m60) runs=3
 else
     cases=(m14) runs=1
+fi
+if [[ -n $runs_opt ]]; then
+    [[ $runs_opt =~ ^[1-9][0-9]*$ ]] || { echo "--runs needs a positive whole number, not '$runs_opt'" >&2; exit 2; }
+    runs=$runs_opt
 fi
 declare -A call_min=([m14]=2.5 [m5]=2.5 [m15]=2.5 [m60]=2.5)
 declare -A resp_min=([m14]=11.8 [m5]=5 [m15]=15 [m60]=60)
