@@ -439,7 +439,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 echo
 echo "podstitch $("$bin" --version 2>/dev/null | cut -d ' ' -f 2) ($(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?')) vs $ff9_name${ff5_name:+ and $ff5_name} vs $(lame --version | head -n 1 | cut -d '(' -f 1)"
 echo "CPU: $cpu, nproc $(nproc), $(free -g | awk '/^Mem:/ { print $2 }') GiB; kernel $(uname -r)"
-echo "mode: $( ((full)) && echo "--full, $runs runs, medians" || echo "quick, $runs run")"
+echo "mode: $( ((full)) && echo "--full, $runs runs, medians" || echo "quick (the 14.3-min case), $runs run$( ((runs > 1)) && echo "s, medians")")"
 echo "$cg_line"
 [[ -z ${b_name:-} ]] || echo "$b_name"
 "$py" - "$raw" "$runs_dir" "${cases[@]}" <<'PY'

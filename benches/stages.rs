@@ -28,11 +28,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use ebur128::{EbuR128, Mode};
+use podstitch::internals::SpoolWriter;
 use podstitch::internals::{denoised, Denoise, DENOISE_RATE};
 use podstitch::internals::{plan_fades, Mix, MixPart};
 use podstitch::internals::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use podstitch::internals::{Downmix, Downmixed, FrontAnalysis};
-use podstitch::internals::SpoolWriter;
 use podstitch::stages::Decoder;
 use podstitch::stages::HighPass;
 use podstitch::stages::Limiter;

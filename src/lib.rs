@@ -62,7 +62,7 @@ pub use report::{
     BumperReport, Observer, OutputReport, PartSpan, Quiet, RecordingReport, Report, TimeSpan,
     Timings,
 };
-pub use settings::{BumperLoudness, Limits, Settings, Tags};
+pub use settings::{BumperLoudness, EncoderPath, Limits, Settings, Tags};
 
 /// The pipeline's building blocks, for those who compose a chain of their
 /// own: every stage reads planar [`Block`](stages::Block)s from a

@@ -515,8 +515,16 @@ fn a_bumper_that_is_missing_empty_not_audio_or_too_long() {
 
 #[test]
 fn a_failed_stitch_leaves_nothing_behind() {
+    /// Removes the test's directory however the test ends.
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
     let base = std::env::temp_dir().join(format!("podstitch-bad-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
+    let _cleanup = Cleanup(base.clone());
     let (tmp, out) = (base.join("tmp"), base.join("out"));
     std::fs::create_dir_all(&tmp).unwrap();
     let s = Settings {
@@ -541,7 +549,6 @@ fn a_failed_stitch_leaves_nothing_behind() {
         0,
         "temporary files left"
     );
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Golden group 4 (and 5 on these inputs): end-to-end goldens. Two short
 //! caller/response pairs are rendered with `podstitch::stitch`,
-//! `Settings::default()` and the embedded bumpers, outputs in memory, and
+//! `Settings::default()` (on a named encoder path) and the embedded bumpers, outputs in memory, and
 //! each of the three MP3s is compared with the one committed under
 //! `fixtures/golden/e2e/PAIR/`:
 //!
@@ -32,6 +32,15 @@
 //!   before bumper levelling existed: its decoded samples are compared,
 //!   the ID3 tag (which now carries chapters) is not.
 //!
+//! Encoder paths: each pair is rendered on both (`Settings::encoder`): the
+//! chunked path (what a machine of several CPUs runs) against
+//! `fixtures/golden/e2e/PAIR/`, the single encoder (what a sandbox of one
+//! CPU or less runs: `Auto` picks it there) against
+//! `fixtures/golden/e2e/PAIR-single/`, and the single encoder's `webm-ogg`
+//! outputs also against the chunked goldens, within the bounds of two
+//! encodes of the same audio. So a CI on two cores still tests what
+//! production runs.
+//!
 //! `PODSTITCH_BLESS=1 cargo test --test e2e_goldens` rewrites the goldens.
 //! On a failure the candidate MP3s are written to
 //! `$TMPDIR/podstitch-golden-candidates/e2e/PAIR/` to listen to beside the
@@ -42,7 +51,7 @@ mod common;
 use std::io::Cursor;
 
 use podstitch::stages::{Measures, Meter};
-use podstitch::BumperLoudness;
+use podstitch::{BumperLoudness, EncoderPath};
 use podstitch::{Input, Outputs, Quiet, Report, Settings};
 
 use common::{
@@ -53,9 +62,33 @@ use common::{
 const MIN_SNR_DB: f64 = 50.0;
 const MAX_LUFS_DIFF: f64 = 0.1;
 const MAX_TP_DIFF: f64 = 0.1;
+/// The single encoder's outputs against the chunked path's goldens: two
+/// encodes of the same audio, which differ where the chunked path's
+/// encoders started (their pre-roll) and in LAME's bit reservoir.
+const MIN_PATHS_SNR_DB: f64 = 50.0;
 
-fn render(call: Input, response: Input) -> (Outputs<Cursor<Vec<u8>>>, Report) {
-    stitch_in_memory(call, response, &Settings::default(), &Quiet)
+/// The default settings on the encoder path `encoder`, which each golden
+/// names: `Auto` would pick by the machine's CPUs, and the two paths' bytes
+/// differ.
+fn render(
+    call: Input,
+    response: Input,
+    encoder: EncoderPath,
+) -> (Outputs<Cursor<Vec<u8>>>, Report) {
+    let settings = Settings {
+        encoder,
+        ..Settings::default()
+    };
+    stitch_in_memory(call, response, &settings, &Quiet)
+}
+
+/// The goldens' directory of `pair` on `encoder`: `e2e/PAIR` for the
+/// chunked path, `e2e/PAIR-single` for the single encoder.
+fn pair_dir(pair: &str, encoder: EncoderPath) -> String {
+    match encoder {
+        EncoderPath::Single => format!("{pair}-single"),
+        _ => pair.to_string(),
+    }
 }
 
 /// Samples of a PCM WAV fixture as f32 (any bit depth hound reads).
@@ -180,18 +213,67 @@ fn check_pair(pair: &str, out: &Outputs<Cursor<Vec<u8>>>) {
     );
 }
 
-#[test]
-fn golden_webm_opus_with_pauses_and_noise_floor_and_ogg_opus() {
+fn webm_ogg(encoder: EncoderPath) -> Outputs<Cursor<Vec<u8>>> {
     let (out, report) = render(
         Input::Path(fixture("caller.webm")),
         Input::Path(fixture("response.ogg")),
+        encoder,
     );
     check_outputs("webm-ogg", &out, &report);
-    check_pair("webm-ogg", &out);
+    check_pair(&pair_dir("webm-ogg", encoder), &out);
+    out
+}
+
+#[test]
+fn golden_webm_opus_with_pauses_and_noise_floor_and_ogg_opus() {
+    webm_ogg(EncoderPath::Chunked);
+}
+
+/// What a sandbox of one CPU or less runs (`Auto` there): its own goldens,
+/// and the same audio as the chunked path's goldens within the bounds of a
+/// re-encode: the same length, and SNR over [`MIN_PATHS_SNR_DB`] (measured:
+/// the episode, two chunks on the chunked path, 61.7 dB; the segments, one
+/// chunk each, decode to identical samples).
+#[test]
+fn golden_webm_opus_on_the_single_encoder_path() {
+    let single = webm_ogg(EncoderPath::Single);
+    if blessing() {
+        return;
+    }
+    for (name, bytes) in [
+        ("episode.mp3", single.episode.get_ref()),
+        ("caller-segment.mp3", single.caller_segment.get_ref()),
+        ("response-segment.mp3", single.response_segment.get_ref()),
+    ] {
+        let rel = format!("e2e/webm-ogg/{name}");
+        let chunked = std::fs::read(golden_path(&rel)).expect("the chunked golden");
+        let (_, c) = decode_bytes(&rel, chunked);
+        let (_, s) = decode_bytes(name, bytes.clone());
+        assert_eq!(
+            (s.frames(), s.channels()),
+            (c.frames(), c.channels()),
+            "{name}: length"
+        );
+        let snr = snr_db(&c.planes(), &s.planes());
+        println!("{name}: single vs chunked SNR {snr:.1} dB");
+        assert!(
+            snr > MIN_PATHS_SNR_DB,
+            "{name}: single vs chunked SNR {snr:.1} dB"
+        );
+    }
 }
 
 #[test]
 fn golden_loud_caller_and_quiet_response() {
+    loud_quiet(EncoderPath::Chunked);
+}
+
+#[test]
+fn golden_loud_caller_and_quiet_response_on_the_single_encoder_path() {
+    loud_quiet(EncoderPath::Single);
+}
+
+fn loud_quiet(encoder: EncoderPath) {
     let (rate, speech) = read_wav("speech-s24.wav");
     let gain = 10f64.powf(10.0 / 20.0);
     let loud: Vec<f32> = speech
@@ -206,6 +288,7 @@ fn golden_loud_caller_and_quiet_response() {
     let (out, report) = render(
         Input::Bytes(wav_bytes(rate, &[&loud])),
         Input::Bytes(wav_bytes(rate8k, &[&quiet])),
+        encoder,
     );
     // The inputs really are on both sides of the target.
     println!(
@@ -223,13 +306,14 @@ fn golden_loud_caller_and_quiet_response() {
         report.response.input_integrated_lufs
     );
     check_outputs("loud-quiet", &out, &report);
-    check_pair("loud-quiet", &out);
+    check_pair(&pair_dir("loud-quiet", encoder), &out);
 }
 
 #[test]
 fn golden_keep_plays_the_bumpers_as_before() {
     let settings = Settings {
         bumper_loudness: BumperLoudness::Keep,
+        encoder: EncoderPath::Chunked,
         ..Settings::default()
     };
     let (out, _) = stitch_in_memory(

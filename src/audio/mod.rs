@@ -348,3 +348,61 @@ impl<S: Source + ?Sized> Source for Box<S> {
         (**self).read(block)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Stage};
+
+    /// Gathers channel 0; fails at the `fail_at`-th block when given.
+    #[derive(Default)]
+    struct Gather {
+        samples: Vec<f32>,
+        blocks: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl BlockSink for Gather {
+        type Output = (Vec<f32>, usize);
+
+        fn write(&mut self, block: &Block) -> Result<()> {
+            self.blocks += 1;
+            if self.fail_at == Some(self.blocks) {
+                return Err(Error::stage("gather", Stage::Mix, "full"));
+            }
+            self.samples.extend_from_slice(block.channel(0));
+            Ok(())
+        }
+
+        fn finish(self) -> Result<Self::Output> {
+            Ok((self.samples, self.blocks))
+        }
+    }
+
+    fn ramp(n: usize) -> MemorySource {
+        let v: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        MemorySource::new(1000, Block::from_channels(&[&v]), 7)
+    }
+
+    #[test]
+    fn drain_feeds_every_sink_of_a_fan_out_every_block() {
+        let expect: Vec<f32> = (0..50).map(|i| i as f32).collect();
+        let sinks = (Gather::default(), Some(Gather::default()), None::<Gather>);
+        let (a, b, c) = drain(&mut ramp(50), sinks).unwrap();
+        assert_eq!(a, (expect.clone(), 8)); // 7 blocks of 7 and one of 1
+        assert_eq!(b, Some((expect, 8)));
+        assert_eq!(c, None);
+        let ((), (d, ())) = drain(&mut ramp(0), ((), (Gather::default(), ()))).unwrap();
+        assert_eq!(d, (vec![], 0));
+    }
+
+    #[test]
+    fn a_sinks_error_stops_the_drain() {
+        let failing = Gather {
+            fail_at: Some(3),
+            ..Gather::default()
+        };
+        let err = drain(&mut ramp(50), (Gather::default(), failing)).unwrap_err();
+        assert!(err.to_string().contains("full"), "{err}");
+    }
+}

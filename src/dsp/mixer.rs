@@ -136,7 +136,10 @@ impl<'a> Mix<'a> {
             return Err(Error::stage(
                 p.name,
                 Stage::Mix,
-                format!("yielded {} frames, the first pass measured {}", self.done, p.len),
+                format!(
+                    "yielded {} frames, the first pass measured {}",
+                    self.done, p.len
+                ),
             ));
         }
         std::mem::swap(&mut self.prev_tail, &mut self.next_tail);
@@ -227,9 +230,11 @@ impl<'a> Mix<'a> {
                 let src = src(c, a, b);
                 let dst = self.next_tail.channel_mut(c);
                 if part.fade_out {
-                    dst.extend(src.iter().enumerate().map(|(i, &x)| {
-                        x * up * ((tail as usize - 1 - (first + i)) as f32 * inv)
-                    }));
+                    dst.extend(
+                        src.iter().enumerate().map(|(i, &x)| {
+                            x * up * ((tail as usize - 1 - (first + i)) as f32 * inv)
+                        }),
+                    );
                 } else {
                     dst.extend(src.iter().map(|&x| x * up));
                 }
@@ -286,7 +291,9 @@ mod tests {
                 fade_out,
             })
             .collect();
-        collect(Mix::new(parts, fades, 1).unwrap()).unwrap().remove(0)
+        collect(Mix::new(parts, fades, 1).unwrap())
+            .unwrap()
+            .remove(0)
     }
 
     /// Every channel of `src`, read to its end.

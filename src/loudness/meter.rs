@@ -17,9 +17,9 @@
 //! approximate figure.
 
 use crate::audio::units::{gain_to_db, secs_to_frames};
-use crate::audio::{Block, BlockSink};
 #[cfg(test)]
 use crate::audio::Source;
+use crate::audio::{Block, BlockSink};
 use crate::error::{Error, Result, Stage};
 use crate::loudness::truepeak::TruePeakMeter;
 

@@ -199,7 +199,6 @@ fn load_bumper(
     })
 }
 
-
 /// The five parts for the loudness model: the voices as rendered, the
 /// bumpers' `blocks` at `gains`.
 fn episode_parts<'a>(

@@ -175,7 +175,13 @@ pub(crate) fn calibrate(
         let err = target - loud;
         loudest = loudest.max(loud);
         let g = plan.gain_db;
-        spooled = Some((g, spool, meter.take_block_energies(), err.max(0.0), err.min(0.0)));
+        spooled = Some((
+            g,
+            spool,
+            meter.take_block_energies(),
+            err.max(0.0),
+            err.min(0.0),
+        ));
         if (-MAX_TRIM_DB..MAX_SHORT_LU).contains(&err) {
             break;
         }

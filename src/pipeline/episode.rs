@@ -136,7 +136,6 @@ pub(crate) fn segment_tag(settings: &Settings, part: usize) -> Tag {
     common_tag(settings, title)
 }
 
-
 /// The episode's audio at `ceiling`: the five parts at their gains,
 /// crossfaded and limited.
 pub(crate) fn episode_source<'a>(
@@ -157,7 +156,11 @@ pub(crate) fn episode_source<'a>(
     let parts = vec![
         part("intro bumper", Box::new(bumpers[0].source(gains[0])?), 0),
         part(&caller.subject, Box::new(caller.source()?), 1),
-        part("interstitial bumper", Box::new(bumpers[1].source(gains[1])?), 2),
+        part(
+            "interstitial bumper",
+            Box::new(bumpers[1].source(gains[1])?),
+            2,
+        ),
         part(&response.subject, Box::new(response.source()?), 3),
         part("outro bumper", Box::new(bumpers[2].source(gains[2])?), 4),
     ];

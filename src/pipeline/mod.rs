@@ -53,7 +53,7 @@ use crate::pipeline::render::{Rendered, Renderer};
 use crate::pipeline::spool::TempDir;
 use crate::report::waveform::Waveform;
 use crate::report::{BumperReport, Observer, Report, Timings};
-use crate::settings::Settings;
+use crate::settings::{EncoderPath, Settings};
 
 /// Renders at most this many times: an output whose decoded true peak is
 /// over the ceiling is rendered again with more headroom (MP3 encoding can
@@ -93,11 +93,22 @@ pub fn stitch<S: Sink>(
     let tmp = TempDir::new(settings.temp_dir.as_deref())
         .map_err(|e| Error::io("temporary directory", "create", e))?;
     let bumpers = load_bumpers(bumpers, settings, tmp.path())?;
-    // Every output is cut into chunks encoded on all cores.
-    let pool = EncodePool::with_available_parallelism()?;
+    // With more than one CPU, every output is cut into chunks encoded on
+    // all of them; with one, each has a single encoder (no pre-roll
+    // encoded twice, no hand-offs).
+    let pool = match settings.encoder.resolved() {
+        EncoderPath::Chunked => Some(EncodePool::with_available_parallelism()?),
+        _ => None,
+    };
+    obs.log(&format!(
+        "encoder: {}",
+        pool.as_ref().map_or("one per output".to_string(), |p| {
+            format!("chunked, on {} thread(s)", p.threads())
+        })
+    ));
     let renderer = Renderer {
         settings,
-        pool: &pool,
+        pool: pool.as_ref(),
         obs,
     };
     let recording = |what: &str, input: Input| {
@@ -118,7 +129,12 @@ pub fn stitch<S: Sink>(
         let (cal, caller_segment) =
             calibrate_both(&mut voices, ceiling, seg_out, &renderer, &mut timings)?;
         let (plan, chapters, ep_tag) = shape.get_or_insert_with(|| {
-            let plan = layout(&bumpers, cal.each_ref().map(Calibrated::frames), settings, obs);
+            let plan = layout(
+                &bumpers,
+                cal.each_ref().map(Calibrated::frames),
+                settings,
+                obs,
+            );
             let chapters = chapters(&plan, &settings.chapter_titles, settings.sample_rate);
             let tag = episode_tag(settings, cover.as_ref(), &chapters);
             (plan, chapters, tag)

@@ -2,6 +2,7 @@
 //! verification is off, decoded and measured while it is written (see
 //! [`crate::pipeline::verify`]).
 
+use std::io::{Seek, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use crate::audio::units::frames_to_secs;
 use crate::audio::{drain, Block, BlockSink, Source};
 use crate::encode::chunked::{ChunkOptions, ChunkedMp3Writer, EncodePool};
 use crate::encode::id3::Tag;
-use crate::encode::{Mp3Format, Mp3Options};
+use crate::encode::{Mp3Format, Mp3Options, Mp3Writer};
 use crate::error::{Error, Result};
 use crate::io::Sink;
 use crate::pipeline::calibrate::Calibrated;
@@ -28,8 +29,9 @@ const IN_FLIGHT: usize = 2;
 /// What every render of a run shares.
 pub(crate) struct Renderer<'a> {
     pub(crate) settings: &'a Settings,
-    /// The encoders' threads.
-    pub(crate) pool: &'a EncodePool,
+    /// The chunked encoders' threads; `None`: one encoder per output
+    /// ([`EncoderPath::Single`](crate::EncoderPath::Single)).
+    pub(crate) pool: Option<&'a EncodePool>,
     pub(crate) obs: &'a dyn Observer,
 }
 
@@ -73,10 +75,17 @@ impl Renderer<'_> {
         };
         let format = self.format(&self.settings.episode_mp3, 2);
         let rate = self.settings.sample_rate;
-        let wave = (self.settings.waveform_pixels_per_second)
-            .map(|pps| WaveformBuilder::new(rate, pps));
+        let wave =
+            (self.settings.waveform_pixels_per_second).map(|pps| WaveformBuilder::new(rate, pps));
         let progress = Some((self.obs, total));
-        self.output("episode", sink, (&format, &chunking, tag), src, progress, wave)
+        self.output(
+            "episode",
+            sink,
+            (&format, &chunking, tag),
+            src,
+            progress,
+            wave,
+        )
     }
 
     fn format(&self, options: &Mp3Options, channels: u8) -> Mp3Format {
@@ -102,7 +111,12 @@ impl Renderer<'_> {
         let rate = self.settings.sample_rate;
         let channels = usize::from(format.channels);
         let encode = |out: &mut dyn WriteSeek| {
-            let writer = ChunkedMp3Writer::with_tag(name, out, format, self.pool, chunking, tag)?;
+            let writer = match self.pool {
+                Some(pool) => Writer::Chunked(ChunkedMp3Writer::with_tag(
+                    name, out, format, pool, chunking, tag,
+                )?),
+                None => Writer::Single(Mp3Writer::with_tag(name, out, format, tag)?),
+            };
             let frames = Frames::new(rate, progress);
             let ((_, bytes), frames, extra) = drain(&mut src, (writer, frames, extra))?;
             Ok::<_, Error>((bytes, frames, extra))
@@ -186,5 +200,31 @@ impl BlockSink for Frames<'_> {
             obs.progress(self.done, total);
         }
         Ok(self.done)
+    }
+}
+
+/// The MP3 writer of one output, on the path the settings chose (one per
+/// output, so the size difference of the variants does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Writer<'p, W: Write + Seek> {
+    Single(Mp3Writer<W>),
+    Chunked(ChunkedMp3Writer<'p, W>),
+}
+
+impl<W: Write + Seek> BlockSink for Writer<'_, W> {
+    type Output = (W, u64);
+
+    fn write(&mut self, block: &Block) -> Result<()> {
+        match self {
+            Writer::Single(w) => BlockSink::write(w, block),
+            Writer::Chunked(w) => BlockSink::write(w, block),
+        }
+    }
+
+    fn finish(self) -> Result<(W, u64)> {
+        match self {
+            Writer::Single(w) => BlockSink::finish(w),
+            Writer::Chunked(w) => BlockSink::finish(w),
+        }
     }
 }

@@ -139,7 +139,6 @@ impl SpoolWriter {
         self.frames += n as u64;
         Ok(())
     }
-
 }
 
 /// `finish` flushes and closes the file and gives back the [`Spool`].

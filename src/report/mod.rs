@@ -143,11 +143,12 @@ pub struct Timings {
     /// Loudness calibration through the limiter: the longer of the two
     /// recordings' (summed over renders when one is repeated).
     pub calibrate_s: f64,
-    /// Render, encode and verify the outputs once both recordings are
-    /// calibrated (summed over renders when one is repeated). On the first
-    /// render the caller's segment is usually done already: it is encoded
-    /// as soon as the caller's recording is calibrated, while the response
-    /// is still being analysed.
+    /// Render, encode and verify the episode and the response's segment
+    /// once both recordings are calibrated (summed over renders when one is
+    /// repeated). The caller's segment is usually done by then: in every
+    /// render it is encoded as soon as the caller's recording is
+    /// calibrated, while the response is still being analysed or
+    /// calibrated.
     pub render_s: f64,
     /// The longest time an output's verification went on after its
     /// encoding had ended (each output is decoded and measured while it is

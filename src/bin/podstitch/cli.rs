@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use podstitch::{
-    BumperLoudness, Limits, LoudnessSettings, Mp3Options, Settings, SilenceSettings, Tags, Waveform,
+    BumperLoudness, EncoderPath, Limits, LoudnessSettings, Mp3Options, Settings, SilenceSettings,
+    Tags, Waveform,
 };
 
 #[cfg(feature = "job")]
@@ -276,6 +277,12 @@ pub struct SettingsArgs {
     /// Skip decoding the finished MP3s to measure and check them.
     #[arg(long)]
     pub no_verify: bool,
+    /// MP3 encoding: `single` (one encoder per output: least CPU time),
+    /// `chunked` (chunks on every CPU: shortest wall time on several cores)
+    /// or `auto` (single when the process may use one CPU or less, as in a
+    /// sandbox with a CPU quota).
+    #[arg(long, value_name = "auto|single|chunked", default_value = "auto", value_parser = parse_encoder)]
+    pub encoder: EncoderPath,
     /// Directory for temporary files [default: the system's].
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<PathBuf>,
@@ -341,6 +348,15 @@ fn parse_bumper_loudness(v: &str) -> Result<BumperLoudness, String> {
         .ok_or_else(|| format!("{v:?} is neither `keep` nor a number of LU such as 0 or -2"))
 }
 
+fn parse_encoder(v: &str) -> Result<EncoderPath, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "auto" => Ok(EncoderPath::Auto),
+        "single" => Ok(EncoderPath::Single),
+        "chunked" => Ok(EncoderPath::Chunked),
+        _ => Err(format!("{v:?} is not `auto`, `single` or `chunked`")),
+    }
+}
+
 /// The chapter parts a `--chapter-title` may name, in episode order.
 const CHAPTER_PARTS: [&str; 5] = ["intro", "question", "interlude", "answer", "outro"];
 
@@ -403,6 +419,7 @@ impl SettingsArgs {
                 quality: self.quality,
             },
             verify: !self.no_verify,
+            encoder: self.encoder,
             temp_dir: self.temp_dir.clone(),
             // Made only when an output for it is given (stitch --waveform,
             // the job's EPISODE_WAVEFORM_UPLOAD_URL).
@@ -491,6 +508,8 @@ mod tests {
             "--highpass",
             "0",
             "--denoise",
+            "--encoder",
+            "single",
         ]);
         let Command::Stitch(args) = cli.command else {
             panic!("not stitch")
@@ -506,6 +525,7 @@ mod tests {
         assert_eq!((s.silence.threshold_db, s.silence.adaptive), (-40.0, false));
         assert_eq!(s.highpass_hz, 0.0);
         assert!(s.denoise);
+        assert_eq!(s.encoder, EncoderPath::Single);
     }
 
     #[test]
