@@ -53,7 +53,11 @@
 #              segments 64 kb/s CBR mono q3, no ReplayGain analysis), one
 #              after the other: its CPU time is what any implementation pays;
 #   lame-par   the same three encodes started together: the floor's wall time
-#              on this machine (bounded by the episode, the longest encode).
+#              on this machine (bounded by the episode, the longest encode);
+#   lame-linked the same three encodes, one after the other, by the LAME that
+#              podstitch links (examples/encode_wav.rs, built if missing):
+#              the check that the floor's `lame` and podstitch's LAME cost
+#              the same CPU time on the same WAVs (its "this CPU ÷ floor CPU").
 # The floor's inputs are 16-bit WAVs of podstitch's own outputs, decoded with
 # FFmpeg before the timed region. Each command is timed by /usr/bin/time
 # (wall, user+sys, max RSS). The table gives medians and the ratios
@@ -201,6 +205,12 @@ if [[ ! -x $bin ]]; then
     echo "building podstitch (release)" >&2
     (cd "$repo" && cargo build --release --locked -q)
 fi
+encode_wav=$repo/target/release/examples/encode_wav
+if [[ ! -x $encode_wav ]]; then
+    echo "building examples/encode_wav (release)" >&2
+    (cd "$repo" && cargo build --release --locked -q --example encode_wav)
+fi
+export encode_wav
 if [[ -n $bin_b ]]; then
     [[ -x $bin_b ]] || { echo "--ab: $bin_b is not an executable" >&2; exit 2; }
     bin_b=$(cd "$(dirname "$bin_b")" && pwd)/$(basename "$bin_b")
@@ -264,7 +274,12 @@ lame_par() { # wavdir out
     lame_one "$1/response-segment.wav" "$2/response-segment.mp3" 64 m &
     wait
 }
-export -f reference_graph lame_one lame_seq lame_par
+linked_seq() { # wavdir out: the same encodes with podstitch's LAME
+    "$encode_wav" "$1/episode.wav" "$2/episode.mp3" 128 3
+    "$encode_wav" "$1/caller-segment.wav" "$2/caller-segment.mp3" 64 3
+    "$encode_wav" "$1/response-segment.wav" "$2/response-segment.mp3" 64 3
+}
+export -f reference_graph lame_one lame_seq lame_par linked_seq
 
 # The temp sampler: one Python process (not a du every 50 ms, which would fork
 # twenty times a second) that sums the sizes of everything under the
@@ -429,6 +444,7 @@ for ((r = 1; r <= runs; r++)); do
         fi
         timed "$c" lame-seq "$r" "$o/lame-seq" - bash -c 'lame_seq "$@"' _ "$wav" "$o/lame-seq"
         timed "$c" lame-par "$r" "$o/lame-par" - bash -c 'lame_par "$@"' _ "$wav" "$o/lame-par"
+        timed "$c" lame-linked "$r" "$o/lame-linked" - bash -c 'linked_seq "$@"' _ "$wav" "$o/lame-linked"
     done
 done
 rm -rf "$runs_dir"/*/wav
@@ -463,7 +479,7 @@ def med(c, t, k):
     # missing (a raw.tsv from before the column existed).
     v = [float(r[k]) for r in rows if r[0] == c and r[1] == t and len(r) > k and r[k] != '']
     return st.median(v) if v else None
-tools = [t for t in ('ffmpeg-9', 'ffmpeg-deb', 'podstitch', 'podstitch-b', 'podstitch-nv', 'lame-seq', 'lame-par') if any(r[1] == t for r in rows)]
+tools = [t for t in ('ffmpeg-9', 'ffmpeg-deb', 'podstitch', 'podstitch-b', 'podstitch-nv', 'lame-seq', 'lame-par', 'lame-linked') if any(r[1] == t for r in rows)]
 loads = [float(r[6]) for r in rows]
 print(f"load average (1 min) at the start of each timed command: min {min(loads):.2f}, median {st.median(loads):.2f}, max {max(loads):.2f}")
 print()

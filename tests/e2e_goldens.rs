@@ -33,13 +33,11 @@
 //!   the ID3 tag (which now carries chapters) is not.
 //!
 //! Encoder paths: each pair is rendered on both (`Settings::encoder`): the
-//! chunked path (what a machine of several CPUs runs) against
-//! `fixtures/golden/e2e/PAIR/`, the single encoder (what a sandbox of one
-//! CPU or less runs: `Auto` picks it there) against
+//! chunked path (what `Auto` runs, on any number of CPUs) against
+//! `fixtures/golden/e2e/PAIR/`, the single encoder against
 //! `fixtures/golden/e2e/PAIR-single/`, and the single encoder's `webm-ogg`
 //! outputs also against the chunked goldens, within the bounds of two
-//! encodes of the same audio. So a CI on two cores still tests what
-//! production runs.
+//! encodes of the same audio.
 //!
 //! `PODSTITCH_BLESS=1 cargo test --test e2e_goldens` rewrites the goldens.
 //! On a failure the candidate MP3s are written to
@@ -68,8 +66,7 @@ const MAX_TP_DIFF: f64 = 0.1;
 const MIN_PATHS_SNR_DB: f64 = 50.0;
 
 /// The default settings on the encoder path `encoder`, which each golden
-/// names: `Auto` would pick by the machine's CPUs, and the two paths' bytes
-/// differ.
+/// names (the two paths' bytes differ).
 fn render(
     call: Input,
     response: Input,
@@ -229,7 +226,7 @@ fn golden_webm_opus_with_pauses_and_noise_floor_and_ogg_opus() {
     webm_ogg(EncoderPath::Chunked);
 }
 
-/// What a sandbox of one CPU or less runs (`Auto` there): its own goldens,
+/// The single encoder (`--encoder single`): its own goldens,
 /// and the same audio as the chunked path's goldens within the bounds of a
 /// re-encode: the same length, and SNR over [`MIN_PATHS_SNR_DB`] (measured:
 /// the episode, two chunks on the chunked path, 61.7 dB; the segments, one

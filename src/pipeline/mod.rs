@@ -143,12 +143,11 @@ pub fn stitch<S: Sink>(
         let gains = bumper_gains(&bumpers, voice_refs, plan, (settings, ceiling), obs)?;
         let t = Instant::now();
         let episode = episode_source(&bumpers, gains.gains, voice_refs, plan, ceiling)?;
-        let ((episode, waveform), response_segment) = thread::scope(|s| {
-            let (sink, tag) = (&mut outputs.response_segment, &segment_tags[1]);
-            let r = s.spawn(|| renderer.segment(&cal[1], sink, "response segment", tag));
-            let e = renderer.episode(episode, plan.total, &mut outputs.episode, ep_tag);
-            first_error(e, join(r))
-        })?;
+        let (sink, tag) = (&mut outputs.response_segment, &segment_tags[1]);
+        let (response_segment, (episode, waveform)) = renderer.both(
+            || renderer.segment(&cal[1], sink, "response segment", tag),
+            || renderer.episode(episode, plan.total, &mut outputs.episode, ep_tag),
+        )?;
         timings.render_s += t.elapsed().as_secs_f64();
         let rendered = [episode, caller_segment, response_segment];
         timings.verify_s += rendered.iter().map(|r| r.1).fold(0.0, f64::max);

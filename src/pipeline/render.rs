@@ -14,7 +14,7 @@ use crate::encode::{Mp3Format, Mp3Options, Mp3Writer};
 use crate::error::{Error, Result};
 use crate::io::Sink;
 use crate::pipeline::calibrate::Calibrated;
-use crate::pipeline::control::join;
+use crate::pipeline::control::{first_error, join};
 use crate::pipeline::verify::{check_tag, decode_stream, tee, WriteSeek};
 use crate::report::waveform::{Waveform, WaveformBuilder};
 use crate::report::{Observer, OutputReport};
@@ -86,6 +86,26 @@ impl Renderer<'_> {
             progress,
             wave,
         )
+    }
+
+    /// Runs `a` and `b`: side by side on the chunked path (the pool keeps
+    /// every CPU busy), one after the other on the single encoder's, where
+    /// there is one CPU for both and two encoders would only take turns on
+    /// it. The first error, whichever returns it.
+    pub(crate) fn both<A: Send, B>(
+        &self,
+        a: impl FnOnce() -> Result<A> + Send,
+        b: impl FnOnce() -> Result<B>,
+    ) -> Result<(A, B)> {
+        if self.pool.is_none() {
+            let a = a()?;
+            return Ok((a, b()?));
+        }
+        thread::scope(|s| {
+            let a = s.spawn(a);
+            let b = b();
+            first_error(join(a), b)
+        })
     }
 
     fn format(&self, options: &Mp3Options, channels: u8) -> Mp3Format {

@@ -277,10 +277,9 @@ pub struct SettingsArgs {
     /// Skip decoding the finished MP3s to measure and check them.
     #[arg(long)]
     pub no_verify: bool,
-    /// MP3 encoding: `single` (one encoder per output: least CPU time),
-    /// `chunked` (chunks on every CPU: shortest wall time on several cores)
-    /// or `auto` (single when the process may use one CPU or less, as in a
-    /// sandbox with a CPU quota).
+    /// MP3 encoding: `chunked` (20 s chunks on every CPU), `single` (one
+    /// encoder per output, one output after the other: less memory) or
+    /// `auto` (the path measured cheapest: chunked).
     #[arg(long, value_name = "auto|single|chunked", default_value = "auto", value_parser = parse_encoder)]
     pub encoder: EncoderPath,
     /// Directory for temporary files [default: the system's].
