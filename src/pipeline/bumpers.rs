@@ -82,17 +82,12 @@ fn level_bumper(
             blocks_gain_db: gain,
         });
     }
+    let rate = settings.sample_rate;
     let plain = gain;
     let mut last: Option<(f64, f64)> = None;
     let mut pass = 1;
     let blocks = loop {
-        let plan = GainPlan {
-            gain_db: gain,
-            curve: None,
-            hop: 1,
-        };
-        let mut src = limited(Gain::new(b.spool.open()?, &plan), ceiling);
-        let rate = settings.sample_rate;
+        let mut src = limited(b.source(gain)?, ceiling);
         let meter = Meter::new(b.spool.channels(), rate, Measures::INTEGRATED)?;
         let mut meter = drain(&mut src, meter)?;
         let loud = meter.measurement()?.integrated_lufs;
