@@ -9,7 +9,7 @@
 //! (quality 0 to 9, default 3; mono or stereo as the WAV is).
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Read};
 use std::process::ExitCode;
 
 use podstitch::stages::{Block, BlockSink, Mp3Format, Mp3Writer};
@@ -34,7 +34,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: encode_wav IN.wav OUT.mp3 KBPS [QUALITY]".into());
     };
     let quality = rest.first().map_or(Ok(3), |q| q.parse::<u8>())?;
-    let mut wav = hound::WavReader::open(input).map_err(|e| format!("{input}: {e}"))?;
+    let wav = hound::WavReader::open(input).map_err(|e| format!("{input}: {e}"))?;
     let spec = wav.spec();
     if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
         return Err(format!("{input}: not a 16-bit PCM WAV").into());
@@ -50,20 +50,24 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out = BufWriter::new(File::create(output).map_err(|e| format!("{output}: {e}"))?);
     let mut mp3 = Mp3Writer::new(output, out, &format)?;
+    // The PCM data straight from the file, a block at a time (hound's
+    // sample-by-sample iterator would cost a fifth of LAME's time and skew
+    // the comparison this example exists for).
+    let mut left = u64::from(wav.len()) * 2;
+    let mut data = wav.into_inner();
+    let mut bytes = vec![0u8; BLOCK_FRAMES * channels * 2];
     let mut block = Block::new(channels, BLOCK_FRAMES);
-    let mut samples = wav.samples::<i16>();
-    loop {
+    while left > 0 {
+        let n = bytes.len().min(usize::try_from(left)?);
+        data.read_exact(&mut bytes[..n])
+            .map_err(|e| format!("{input}: {e}"))?;
+        left -= n as u64;
         block.clear();
-        'fill: for _ in 0..BLOCK_FRAMES {
-            for c in 0..channels {
-                match samples.next() {
-                    Some(s) => block.channel_mut(c).push(f32::from(s?) / 32768.0),
-                    None => break 'fill,
-                }
+        for frame in bytes[..n].chunks_exact(2 * channels) {
+            for (c, s) in frame.chunks_exact(2).enumerate() {
+                let s = i16::from_le_bytes([s[0], s[1]]);
+                block.channel_mut(c).push(f32::from(s) / 32768.0);
             }
-        }
-        if block.is_empty() {
-            break;
         }
         BlockSink::write(&mut mp3, &block)?;
     }

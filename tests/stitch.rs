@@ -220,10 +220,8 @@ fn true_peak_promise_holds_on_a_clipped_square_wave() {
 /// keeps the promise.
 #[test]
 fn an_overshoot_renders_every_output_again() {
-    let target = -10.0;
-    let mut settings = Settings::default();
-    settings.loudness.integrated_lufs = target;
-    settings.loudness.mp3_headroom_db = 0.0;
+    let settings = overshooting();
+    let target = settings.loudness.integrated_lufs;
     let (out, report, logs) = stitch_logged(
         Input::Path(fixture("caller.webm")),
         Input::Path(fixture("response.ogg")),
@@ -246,6 +244,97 @@ fn an_overshoot_renders_every_output_again() {
         let lufs = r.integrated_lufs.unwrap();
         assert!((lufs - target).abs() < 0.3, "{r:?}");
     }
+}
+
+/// The overshoot's settings: every output is rendered twice.
+fn overshooting() -> Settings {
+    let mut settings = Settings::default();
+    settings.loudness.integrated_lufs = -10.0;
+    settings.loudness.mp3_headroom_db = 0.0;
+    settings
+}
+
+/// A recording given as a file has its trimmed spool limited in place, so a
+/// re-render reads the file again; one given as bytes keeps its trimmed
+/// spool. The two ways deliver the same bytes.
+#[test]
+fn a_re_render_reads_a_file_again_and_delivers_what_a_kept_spool_does() {
+    let settings = overshooting();
+    let (from_files, _, logs) = stitch_logged(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fixture("response.ogg")),
+        &settings,
+    );
+    let again: Vec<_> = logs
+        .iter()
+        .filter(|l| l.contains("reading it again"))
+        .collect();
+    assert!(
+        again.iter().any(|l| l.starts_with("response recording")),
+        "{logs:?}"
+    );
+    let read = |name| std::fs::read(fixture(name)).unwrap();
+    let (from_bytes, _, logs) = stitch_logged(
+        Input::Bytes(read("caller.webm")),
+        Input::Bytes(read("response.ogg")),
+        &settings,
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("rendering again")),
+        "{logs:?}"
+    );
+    assert!(
+        !logs.iter().any(|l| l.contains("reading it again")),
+        "{logs:?}"
+    );
+    assert!(from_files.episode.get_ref() == from_bytes.episode.get_ref());
+    assert!(from_files.caller_segment.get_ref() == from_bytes.caller_segment.get_ref());
+    assert!(from_files.response_segment.get_ref() == from_bytes.response_segment.get_ref());
+}
+
+/// Replaces a file with other bytes when the first render is over.
+struct SwapOnRerender {
+    path: std::path::PathBuf,
+    with: Vec<u8>,
+}
+
+impl Observer for SwapOnRerender {
+    fn log(&self, line: &str) {
+        if line.contains("rendering again") {
+            std::fs::write(&self.path, &self.with).unwrap();
+        }
+    }
+}
+
+/// A file that changes between its two readings is an error naming it, not
+/// an episode made of two different recordings.
+#[test]
+fn a_file_that_changes_before_it_is_read_again_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("podstitch-swap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let response = dir.join("response.ogg");
+    std::fs::copy(fixture("response.ogg"), &response).unwrap();
+    let swap = SwapOnRerender {
+        path: response.clone(),
+        with: std::fs::read(fixture("caller.webm")).unwrap(),
+    };
+    let mut out = Outputs::in_memory();
+    let err = stitch(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(response.clone()),
+        Bumpers::embedded(),
+        &mut out,
+        &overshooting(),
+        &swap,
+    )
+    .unwrap_err()
+    .to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(err.contains(&response.display().to_string()), "{err}");
+    assert!(
+        err.contains("changed while podstitch was working on it"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::dsp::limiter::{Limiter, MARGIN_DB};
 use crate::error::{Error, Result, Stage};
 use crate::loudness::{Gain, GainPlan, Measures, Meter};
 use crate::pipeline::control::{StageProgress, Watch};
-use crate::pipeline::recording::Analysed;
+use crate::pipeline::recording::{Analysed, Reread};
 use crate::pipeline::spool::{Spool, SpoolReader, SpoolWriter};
 use crate::report::RecordingReport;
 use crate::settings::Settings;
@@ -117,7 +117,8 @@ const MAX_MISS_LU: f64 = 0.3;
 /// [`MAX_TRIM_DB`] over it (at most [`MAX_PASSES`]). A recording that still
 /// comes out more than [`MAX_MISS_LU`] under the target is an error.
 pub(crate) fn calibrate(
-    a: &Analysed,
+    a: &mut Analysed,
+    reread: Option<Reread<'_>>,
     settings: &Settings,
     ceiling: f64,
     watch: Watch<'_>,
@@ -130,11 +131,13 @@ pub(crate) fn calibrate(
         ..a.plan.clone()
     };
     let peak_after_gain = a.measurement.true_peak_dbtp + base;
+    // Beside the trimmed recording's spool, in the same private directory.
+    let limited_path = a.path.with_extension("limited.f32");
     if plan.curve.is_none() && peak_after_gain <= ceiling - 0.1 {
         // Linear gain, limiter idle: loudness scales exactly with the gain.
         return Ok(Calibrated {
             subject: a.subject.clone(),
-            spool: a.spool.clone(),
+            spool: a.trimmed(reread, &limited_path)?.clone(),
             plan,
             blocks: a.blocks.clone(),
             report: RecordingReport {
@@ -145,8 +148,6 @@ pub(crate) fn calibrate(
         });
     }
     plan.gain_db = predicted_gain(&a.hops, &plan, base, ceiling - MARGIN_DB);
-    // Beside the trimmed recording's spool, in the same private directory.
-    let limited_path = a.spool.path().with_extension("limited.f32");
     let mut last: Option<(f64, f64)> = None;
     // The last pass: its gain, its spool and blocks, how far under the
     // target it came out, and the trim after the limiter it needs.
@@ -156,17 +157,30 @@ pub(crate) fn calibrate(
     let mut passes = 0;
     while passes < MAX_PASSES {
         passes += 1;
+        let trimmed = a.trimmed(reread, &limited_path)?;
+        let total_s = Some(frames_to_secs(trimmed.frames(), rate));
+        // The first pass over a recording that can be read again limits its
+        // trimmed spool in place (a miss reads it again); later passes
+        // keep it and spool beside it.
+        let (reader, out) = if passes == 1 && reread.is_some() {
+            let trimmed = a.take_trimmed().ok_or_else(|| internal(&a.subject))?;
+            trimmed.rewrite(&limited_path, 1)?
+        } else {
+            (
+                trimmed.open()?,
+                SpoolWriter::create(&limited_path, rate, 1)?,
+            )
+        };
         let (mut meter, spool, ()) = thread::scope(|s| {
             // Gain and limiter on one thread, measure and spool on this one.
             let (mut src, ()) = read_ahead(s, &a.subject, 8, || {
-                Ok((limited(Gain::new(a.spool.open()?, &plan), ceiling), ()))
+                Ok((limited(Gain::new(reader, &plan), ceiling), ()))
             })?;
-            let total_s = Some(frames_to_secs(a.spool.frames(), rate));
             drain(
                 &mut src,
                 (
                     Meter::new(1, rate, Measures::INTEGRATED)?,
-                    SpoolWriter::create(&limited_path, rate, 1)?,
+                    out,
                     StageProgress::new(watch, "calibrating", &a.subject, rate, total_s),
                 ),
             )
@@ -190,8 +204,7 @@ pub(crate) fn calibrate(
         // Aim a little high: the trim after the limiter takes the rest.
         plan.gain_db = g + err / slope + AIM_OVER_DB;
     }
-    let internal = || Error::stage(&a.subject, Stage::Loudness, "internal error: no pass");
-    let (gain, spool, blocks, under, trim) = spooled.ok_or_else(internal)?;
+    let (gain, spool, blocks, under, trim) = spooled.ok_or_else(|| internal(&a.subject))?;
     if under > MAX_MISS_LU {
         return Err(Error::stage(
             &a.subject,
@@ -217,6 +230,10 @@ pub(crate) fn calibrate(
             ..a.report.clone()
         },
     })
+}
+
+fn internal(subject: &str) -> Error {
+    Error::stage(subject, Stage::Loudness, "internal error: no pass")
 }
 
 /// Per-hop sample peak and energy of a mono recording, for

@@ -43,8 +43,8 @@ use crate::encode::id3::{Chapter, Tag};
 use crate::error::{Error, Result};
 use crate::io::{remove_quietly, Bumpers, FileSink, Input, Outputs, Sink};
 use crate::pipeline::bumpers::{bumper_gains, load_bumpers, Bumper, BumperGains};
-use crate::pipeline::calibrate::{calibrate, Calibrated};
-use crate::pipeline::control::{first_error, join, timed, Halt};
+use crate::pipeline::calibrate::Calibrated;
+use crate::pipeline::control::{first_error, join, Halt};
 use crate::pipeline::episode::{
     chapters, episode_source, episode_tag, layout, part_spans, segment_tag, Layout,
 };
@@ -196,11 +196,7 @@ fn calibrate_both<S: Sink>(
     let halt = Halt::new();
     let watch = (renderer.obs, &halt);
     // `rec` analysed (the first time) and calibrated; how long each took.
-    let ready = |rec: &mut Recording| {
-        let (a, analysed) = rec.analysed(settings, watch)?;
-        let (c, calibrated) = timed(|| calibrate(a, settings, ceiling, watch))?;
-        Ok::<_, Error>((c, [analysed.unwrap_or(0.0), calibrated]))
-    };
+    let ready = |rec: &mut Recording| rec.calibrated(settings, ceiling, watch);
     let ((c, segment, c_t), (r, r_t)) = thread::scope(|s| {
         let r = s.spawn(|| halt.guard(|| ready(response)));
         let c = halt.guard(|| {

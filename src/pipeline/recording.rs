@@ -19,7 +19,7 @@ use crate::dsp::silence::{trimmed, SilenceSettings};
 use crate::error::{Error, Result, Stage};
 use crate::io::{remove_quietly, Input};
 use crate::loudness::{leveller_curve, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
-use crate::pipeline::calibrate::HopStats;
+use crate::pipeline::calibrate::{calibrate, Calibrated, HopStats};
 use crate::pipeline::control::{timed, StageProgress, Watch};
 use crate::pipeline::spool::{Spool, SpoolWriter};
 use crate::report::{RecordingReport, TimeSpan};
@@ -30,20 +30,63 @@ use crate::settings::Settings;
 pub(crate) struct Recording {
     subject: String,
     input: Option<Input>,
+    /// The input's file, when it is one: it can be read again, so its
+    /// trimmed spool may be limited in place (see [`Recording::calibrated`]).
+    again: Option<PathBuf>,
     spool: PathBuf,
     analysed: Option<Analysed>,
 }
+
+/// Runs the first pass over the recording again (see [`Analysed::trimmed`]).
+pub(crate) type Reread<'a> = &'a dyn Fn() -> Result<Analysed>;
 
 impl Recording {
     /// The recording `input`, named `subject` in errors and logs, spooled at
     /// `spool` (in the run's private directory).
     pub(crate) fn new(subject: String, input: Input, spool: PathBuf) -> Self {
+        let again = match &input {
+            Input::Path(p) => Some(p.clone()),
+            Input::Bytes(_) | Input::Reader(_) => None,
+        };
         Recording {
             subject,
             input: Some(input),
+            again,
             spool,
             analysed: None,
         }
+    }
+
+    /// The recording analysed (the first time it is asked for) and
+    /// calibrated at `ceiling`, and how long each took (0 for an analysis
+    /// done before). A recording read from a file has its trimmed spool
+    /// limited in place, so the disk holds one spool of it at a time; the
+    /// rare pass or render that needs the trimmed recording again reads the
+    /// file again (the first pass is deterministic, and a second reading
+    /// that differs is an error). One given as bytes or a reader keeps its
+    /// trimmed spool beside the limited one.
+    pub(crate) fn calibrated(
+        &mut self,
+        settings: &Settings,
+        ceiling: f64,
+        watch: Watch<'_>,
+    ) -> Result<(Calibrated, [f64; 2])> {
+        let (_, analysed_s) = self.analysed(settings, watch)?;
+        let (subject, spool) = (&self.subject, &self.spool);
+        let reread = |path: &PathBuf| {
+            watch.0.log(&format!(
+                "{subject}: reading it again (its trimmed spool was limited in place)"
+            ));
+            analyse(subject, Input::Path(path.clone()), settings, spool, watch)
+        };
+        let reread = self.again.as_ref().map(|p| move || reread(p));
+        let a = self
+            .analysed
+            .as_mut()
+            .ok_or_else(|| not_analysed(subject))?;
+        let reread = reread.as_ref().map(|f| f as Reread<'_>);
+        let (c, calibrated_s) = timed(|| calibrate(a, reread, settings, ceiling, watch))?;
+        Ok((c, [analysed_s.unwrap_or(0.0), calibrated_s]))
     }
 
     /// The recording after its first pass, which runs the first time it is
@@ -63,19 +106,24 @@ impl Recording {
             self.analysed = Some(a);
             took = Some(t);
         }
-        let a = self.analysed.as_ref().ok_or_else(|| {
-            Error::stage(&self.subject, Stage::Decode, "internal error: not analysed")
-        })?;
+        let a = (self.analysed.as_ref()).ok_or_else(|| not_analysed(&self.subject))?;
         Ok((a, took))
     }
+}
+
+fn not_analysed(subject: &str) -> Error {
+    Error::stage(subject, Stage::Decode, "internal error: not analysed")
 }
 
 /// A recording after the first pass: trimmed, measured and spooled, with the
 /// gain plan that puts it on target before the limiter.
 pub(crate) struct Analysed {
     pub(crate) subject: String,
-    /// The trimmed recording (mono).
-    pub(crate) spool: Spool,
+    /// The trimmed recording (mono), while its file holds it: `None` once a
+    /// calibration pass has limited it in place (see [`Analysed::trimmed`]).
+    spool: Option<Spool>,
+    /// Where the trimmed recording is spooled.
+    pub(crate) path: PathBuf,
     pub(crate) measurement: Measurement,
     /// The gain to the target and, when its loudness range is too wide, the
     /// leveller's curve.
@@ -85,6 +133,46 @@ pub(crate) struct Analysed {
     pub(crate) blocks: Vec<f64>,
     /// All but what calibration decides (`gain_db`, `calibration_passes`).
     pub(crate) report: RecordingReport,
+}
+
+impl Analysed {
+    /// The trimmed recording's spool. When a calibration pass has limited it
+    /// in place, the first pass runs again (`reread`) after `stale`, that
+    /// pass's spool, is removed (so the disk never holds three); the second
+    /// reading must give the same recording.
+    pub(crate) fn trimmed(&mut self, reread: Option<Reread<'_>>, stale: &Path) -> Result<&Spool> {
+        if self.spool.is_none() {
+            let internal = || {
+                Error::stage(
+                    &self.subject,
+                    Stage::Read,
+                    "internal error: the spool is gone",
+                )
+            };
+            let reread = reread.ok_or_else(internal)?;
+            remove_quietly(stale);
+            let again = reread()?;
+            if again.measurement != self.measurement
+                || again.report.duration_s != self.report.duration_s
+            {
+                return Err(Error::stage(
+                    &self.subject,
+                    Stage::Read,
+                    "it changed while podstitch was working on it (read a second time, it \
+                     differs from the first reading); leave it untouched until podstitch ends",
+                ));
+            }
+            self.spool = again.spool;
+        }
+        let internal = || Error::stage(&self.subject, Stage::Read, "internal error: no spool");
+        self.spool.as_ref().ok_or_else(internal)
+    }
+
+    /// The trimmed recording's spool, taken out for a rewrite in place: the
+    /// next [`Analysed::trimmed`] reads the recording again.
+    pub(crate) fn take_trimmed(&mut self) -> Option<Spool> {
+        self.spool.take()
+    }
 }
 
 /// The front end's decisions about one recording (see [`crate::dsp::front`]).
@@ -144,13 +232,19 @@ fn analyse(
         if front.threshold.adapted && front.threshold.above_s < MIN_SOUND_S {
             return Err(only_noise(subject, &front.threshold));
         }
-        let src = Downmixed::new(untrimmed.open()?, &front.downmix);
-        let mut a = measure_and_spool(subject, src, (settings, watch), spool, info, front)?;
+        // Read 2 rewrites the untrimmed spool in place: downmixing and
+        // trimming only shorten it, so the disk never holds both.
+        let (untrimmed, out) = untrimmed.rewrite(spool, 1)?;
+        let src = Downmixed::new(untrimmed, &front.downmix);
+        let mut a = measure_and_spool(subject, (src, out), (settings, watch), info, front)?;
         a.report.non_finite_samples = stats.non_finite();
         a.report.input_parts = stats.links();
         Ok(a)
     });
     remove_quietly(&raw);
+    if result.is_err() {
+        remove_quietly(spool);
+    }
     result
 }
 
@@ -171,9 +265,8 @@ fn only_noise(subject: &str, t: &Threshold) -> Error {
 /// The back half of [`analyse`]: trim, measure and spool.
 fn measure_and_spool(
     subject: &str,
-    front_src: impl Source,
+    (front_src, out): (impl Source, SpoolWriter),
     (settings, watch): (&Settings, Watch<'_>),
-    spool: &Path,
     (format, in_rate, in_ch): (String, u32, usize),
     front: FrontEnd,
 ) -> Result<Analysed> {
@@ -189,7 +282,7 @@ fn measure_and_spool(
         (
             StageProgress::silent(watch, subject),
             (Meter::new(1, rate, Measures::ALL)?, HopStats::new(hop)),
-            SpoolWriter::create(spool, rate, 1)?,
+            out,
         ),
     )?;
     let frames = spool.frames();
@@ -264,7 +357,8 @@ fn measure_and_spool(
     };
     Ok(Analysed {
         subject: subject.to_string(),
-        spool,
+        path: spool.path().to_path_buf(),
+        spool: Some(spool),
         measurement: m,
         plan,
         hops,

@@ -1,17 +1,22 @@
 //! Temporary storage: a private temporary directory, and the spool that keeps
-//! a processed recording between the two passes.
+//! a processed recording between the passes.
 //!
 //! The first pass decodes and resamples each recording once and spools it
 //! untrimmed (for the front end's whole-recording decisions, see
-//! [`crate::dsp::front`]), then trims that and spools the result (32-bit float, little-endian, interleaved) to disk while it
-//! measures it; the second pass and the loudness calibration read the spool.
-//! So an input is decoded once, may come from a one-shot reader, and memory
-//! stays bounded whatever its length.
+//! [`crate::dsp::front`]), then trims that and spools the result (32-bit
+//! float, little-endian, interleaved) while it measures it; calibration reads
+//! the trimmed spool through the limiter and spools the limited recording
+//! the renders read. Both rewrites run in place ([`Spool::rewrite`]): each
+//! writes into the file it reads, behind the reader, so a recording has one
+//! spool on disk at a time. So an input is decoded once (a second time only
+//! in the rare case that needs the trimmed recording again, see
+//! `recording.rs`), and memory stays bounded whatever its length.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::audio::{Block, BlockSink, Source};
 use crate::error::{Error, Result};
@@ -69,6 +74,11 @@ pub struct SpoolWriter {
     rate: u32,
     channels: usize,
     frames: u64,
+    /// Bytes written so far.
+    written: u64,
+    /// When rewriting a spool in place: the bytes its reader has handed
+    /// out, which the writer may never pass.
+    behind: Option<Arc<AtomicU64>>,
 }
 
 /// A finished spool file: where it is and what it holds. It opens its own
@@ -101,6 +111,30 @@ impl Spool {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Rewrites the spool in place, so that the disk never holds it twice:
+    /// the file is renamed to `to`, then a reader of what it holds and a
+    /// writer of `channels` channels into the same file from its start are
+    /// returned. What the writer is given must come from what the reader
+    /// has handed out (a stage that keeps the signal's length or shortens
+    /// it, with any number of channels up to the spool's): a write that
+    /// would overtake the reader, and so overwrite what is not yet read,
+    /// fails instead. The old contents are gone once writing starts; the
+    /// file is cut to what was written when the writer finishes.
+    pub fn rewrite(self, to: &Path, channels: usize) -> Result<(SpoolReader, SpoolWriter)> {
+        let name = |p: &Path| p.display().to_string();
+        fs::rename(&self.path, to).map_err(|e| Error::io(name(to), "rename spool", e))?;
+        let mut reader = SpoolReader::open(to, self.rate, self.channels, self.frames)?;
+        let handed = Arc::new(AtomicU64::new(0));
+        reader.handed = Some(Arc::clone(&handed));
+        let file = OpenOptions::new()
+            .write(true)
+            .open(to)
+            .map_err(|e| Error::io(name(to), "open spool", e))?;
+        let mut writer = SpoolWriter::over(to, file, self.rate, channels);
+        writer.behind = Some(handed);
+        Ok((reader, writer))
+    }
 }
 
 impl SpoolWriter {
@@ -108,14 +142,21 @@ impl SpoolWriter {
     pub fn create(path: &Path, rate: u32, channels: usize) -> Result<Self> {
         let file = File::create(path)
             .map_err(|e| Error::io(path.display().to_string(), "create spool", e))?;
-        Ok(SpoolWriter {
+        Ok(SpoolWriter::over(path, file, rate, channels))
+    }
+
+    /// A writer into `file` (at `path`) from its start.
+    fn over(path: &Path, file: File, rate: u32, channels: usize) -> Self {
+        SpoolWriter {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
             bytes: Vec::new(),
             rate,
             channels,
             frames: 0,
-        })
+            written: 0,
+            behind: None,
+        }
     }
 
     /// Appends a block.
@@ -133,10 +174,21 @@ impl SpoolWriter {
                 }
             }
         }
+        let written = self.written + self.bytes.len() as u64;
+        if let Some(read) = &self.behind {
+            if written > read.load(Ordering::Acquire) {
+                return Err(Error::io(
+                    self.path.display().to_string(),
+                    "rewrite spool",
+                    io::Error::other("internal error: the writer overtook the reader"),
+                ));
+            }
+        }
         self.out
             .write_all(&self.bytes)
             .map_err(|e| Error::io(self.path.display().to_string(), "write spool", e))?;
         self.frames += n as u64;
+        self.written = written;
         Ok(())
     }
 }
@@ -149,10 +201,13 @@ impl BlockSink for SpoolWriter {
         self.append(block)
     }
 
-    fn finish(mut self) -> Result<Spool> {
-        self.out
-            .flush()
-            .map_err(|e| Error::io(self.path.display().to_string(), "write spool", e))?;
+    fn finish(self) -> Result<Spool> {
+        let failed = |e| Error::io(self.path.display().to_string(), "write spool", e);
+        let file = self.out.into_inner().map_err(|e| failed(e.into_error()))?;
+        if self.behind.is_some() {
+            // Rewritten in place: what is left of the old contents goes.
+            file.set_len(self.written).map_err(failed)?;
+        }
         Ok(Spool {
             path: self.path,
             rate: self.rate,
@@ -170,6 +225,9 @@ pub struct SpoolReader {
     channels: usize,
     remaining: u64,
     bytes: Vec<u8>,
+    /// When the spool is being rewritten in place: the bytes handed out so
+    /// far, shared with its writer.
+    handed: Option<Arc<AtomicU64>>,
 }
 
 /// Frames per block read from a spool.
@@ -187,6 +245,7 @@ impl SpoolReader {
             channels,
             remaining: frames,
             bytes: vec![0; READ_FRAMES * channels * 4],
+            handed: None,
         })
     }
 }
@@ -219,6 +278,9 @@ impl Source for SpoolReader {
             );
         }
         self.remaining -= n as u64;
+        if let Some(handed) = &self.handed {
+            handed.fetch_add(bytes.len() as u64, Ordering::Release);
+        }
         Ok(true)
     }
 }
@@ -256,5 +318,61 @@ mod tests {
         let kept = dir.path().to_path_buf();
         drop(dir);
         assert!(!kept.exists());
+    }
+
+    /// A spool of `frames` stereo frames (left `i`, right `-i`) in `dir`.
+    fn stereo(dir: &TempDir, frames: usize) -> Spool {
+        let mut w = SpoolWriter::create(&dir.path().join("in.f32"), 44100, 2).unwrap();
+        let a: Vec<f32> = (0..frames).map(|i| i as f32).collect();
+        let b: Vec<f32> = a.iter().map(|x| -x).collect();
+        for (ca, cb) in a.chunks(1000).zip(b.chunks(1000)) {
+            w.write(&Block::from_channels(&[ca, cb])).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn a_rewrite_in_place_keeps_what_was_written_and_cuts_the_rest() {
+        let dir = TempDir::new(None).unwrap();
+        let spool = stereo(&dir, 10000);
+        let old = spool.path().to_path_buf();
+        let to = dir.path().join("out.f32");
+        let (mut r, mut w) = spool.rewrite(&to, 1).unwrap();
+        // Keep the left channel of every other block: mono, shorter.
+        let mut blk = Block::default();
+        let mut keep = false;
+        let mut expected = Vec::new();
+        while r.read(&mut blk).unwrap() {
+            keep = !keep;
+            if keep {
+                expected.extend_from_slice(blk.channel(0));
+                w.write(&Block::from_channels(&[blk.channel(0)])).unwrap();
+            }
+        }
+        let out = w.finish().unwrap();
+        assert!(!old.exists());
+        assert_eq!(out.path(), to);
+        assert_eq!((out.frames(), out.channels()), (expected.len() as u64, 1));
+        assert_eq!(fs::metadata(&to).unwrap().len(), expected.len() as u64 * 4);
+        let mut got = Vec::new();
+        let mut r = out.open().unwrap();
+        while r.read(&mut blk).unwrap() {
+            got.extend_from_slice(blk.channel(0));
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_rewrite_refuses_to_overwrite_what_is_not_read() {
+        let dir = TempDir::new(None).unwrap();
+        let spool = stereo(&dir, 10000);
+        let (mut r, mut w) = spool.rewrite(&dir.path().join("out.f32"), 2).unwrap();
+        let mut blk = Block::default();
+        assert!(r.read(&mut blk).unwrap());
+        // As much as was read: allowed; one frame more: refused.
+        w.write(&blk).unwrap();
+        let one = Block::from_channels(&[&[0.5f32][..], &[0.5f32][..]]);
+        let e = w.write(&one).unwrap_err().to_string();
+        assert!(e.contains("overtook the reader"), "{e}");
     }
 }
