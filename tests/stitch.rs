@@ -292,47 +292,137 @@ fn a_re_render_reads_a_file_again_and_delivers_what_a_kept_spool_does() {
     assert!(from_files.response_segment.get_ref() == from_bytes.response_segment.get_ref());
 }
 
-/// Replaces a file with other bytes when the first render is over.
+/// A path that is not a regular file (here a named pipe) is read once: its
+/// trimmed spool is kept, and the re-render does not try to read it again.
+#[cfg(unix)]
+#[test]
+fn a_pipe_given_as_a_path_is_read_once_and_its_trimmed_spool_kept() {
+    let dir = std::env::temp_dir().join(format!("podstitch-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("response.ogg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(fixture("response.ogg")).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // The reader may stop at the end of the stream's last page.
+            let _ = std::fs::File::create(&fifo).and_then(|mut f| f.write_all(&bytes));
+        })
+    };
+    let logs = Logs::default();
+    let mut out = Outputs::in_memory();
+    let result = stitch(
+        Input::Path(fixture("caller.webm")),
+        Input::Path(fifo.clone()),
+        Bumpers::embedded(),
+        &mut out,
+        &overshooting(),
+        &logs,
+    );
+    writer.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    result.unwrap();
+    let logs = logs.0.into_inner().unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("rendering again")),
+        "{logs:?}"
+    );
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.starts_with("response recording") && l.contains("reading it again")),
+        "{logs:?}"
+    );
+}
+
+/// Replaces a file with other bytes when the first render is over, and
+/// gives it back its time of change when asked to.
 struct SwapOnRerender {
     path: std::path::PathBuf,
     with: Vec<u8>,
+    keep_time: bool,
 }
 
 impl Observer for SwapOnRerender {
     fn log(&self, line: &str) {
         if line.contains("rendering again") {
+            let time = std::fs::metadata(&self.path).unwrap().modified().unwrap();
             std::fs::write(&self.path, &self.with).unwrap();
+            if self.keep_time {
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&self.path)
+                    .unwrap();
+                f.set_modified(time).unwrap();
+            }
         }
     }
 }
 
-/// A file that changes between its two readings is an error naming it, not
-/// an episode made of two different recordings.
-#[test]
-fn a_file_that_changes_before_it_is_read_again_is_an_error() {
-    let dir = std::env::temp_dir().join(format!("podstitch-swap-{}", std::process::id()));
+/// Stitches with the response at `response` (written with `bytes`), swapped
+/// for `swap` when the first render is over; the error, the temp dir gone.
+fn swapped_response(name: &str, bytes: &[u8], swap: Vec<u8>, keep_time: bool) -> String {
+    let dir = std::env::temp_dir().join(format!("podstitch-swap-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let response = dir.join("response.ogg");
-    std::fs::copy(fixture("response.ogg"), &response).unwrap();
+    let response = dir.join(name);
+    std::fs::write(&response, bytes).unwrap();
     let swap = SwapOnRerender {
         path: response.clone(),
-        with: std::fs::read(fixture("caller.webm")).unwrap(),
+        with: swap,
+        keep_time,
     };
     let mut out = Outputs::in_memory();
-    let err = stitch(
+    let result = stitch(
         Input::Path(fixture("caller.webm")),
         Input::Path(response.clone()),
         Bumpers::embedded(),
         &mut out,
         &overshooting(),
         &swap,
-    )
-    .unwrap_err()
-    .to_string();
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+    let err = result
+        .err()
+        .expect("a changed file must fail the run")
+        .to_string();
     assert!(err.contains(&response.display().to_string()), "{err}");
+    err
+}
+
+/// A file that changes before it is read again is an error naming it, not
+/// an episode made of two different recordings: caught by its size...
+#[test]
+fn a_file_that_changes_before_it_is_read_again_is_an_error() {
+    let original = std::fs::read(fixture("response.ogg")).unwrap();
+    let other = std::fs::read(fixture("caller.webm")).unwrap();
+    let err = swapped_response("response.ogg", &original, other, false);
     assert!(
         err.contains("changed while podstitch was working on it"),
+        "{err}"
+    );
+    assert!(err.contains("its size or time of change moved"), "{err}");
+}
+
+/// ... or, when its size and time of change are kept, by its second reading.
+#[test]
+fn a_file_whose_content_alone_changes_is_caught_by_its_second_reading() {
+    let (rate, voice) = common::decode_path(&fixture("response.ogg"));
+    let quieter: Vec<f32> = voice.channel(0).iter().map(|x| x * 0.5).collect();
+    let original = common::wav_bytes(rate, &[voice.channel(0)]);
+    let swap = common::wav_bytes(rate, &[&quieter]);
+    assert_eq!(original.len(), swap.len());
+    let err = swapped_response("response.wav", &original, swap, true);
+    assert!(
+        err.contains("changed while podstitch was working on it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("its second reading differs from the first"),
         "{err}"
     );
 }

@@ -142,12 +142,16 @@ impl Halt {
 /// Both results, or the error that came first: a halted pass's error only
 /// when there is no other.
 pub(crate) fn first_error<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
-    let halted = |e: &Error| matches!(e, Error::Stage { message, .. } if message == HALTED);
     match (a, b) {
         (Ok(a), Ok(b)) => Ok((a, b)),
         (Err(e), Err(f)) if halted(&e) => Err(f),
         (Err(e), _) | (_, Err(e)) => Err(e),
     }
+}
+
+/// Whether `e` is a pass stopped because the other recording failed.
+pub(crate) fn halted(e: &Error) -> bool {
+    matches!(e, Error::Stage { message, .. } if message == HALTED)
 }
 
 /// Runs `f`; its value and how long it took, in seconds.

@@ -4,8 +4,10 @@
 //! gathered; then the downmix and the silence threshold are chosen, and
 //! read 2 of that spool downmixes, trims, measures and spools the result.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
+use std::time::SystemTime;
 
 use crate::audio::ahead::read_ahead;
 use crate::audio::units::{frames_to_secs as secs, secs_to_frames};
@@ -20,7 +22,7 @@ use crate::error::{Error, Result, Stage};
 use crate::io::{remove_quietly, Input};
 use crate::loudness::{leveller_curve, GainPlan, Measurement, Measures, Meter, HOP_SECONDS};
 use crate::pipeline::calibrate::{calibrate, Calibrated, HopStats};
-use crate::pipeline::control::{timed, StageProgress, Watch};
+use crate::pipeline::control::{halted, timed, StageProgress, Watch};
 use crate::pipeline::spool::{Spool, SpoolWriter};
 use crate::report::{RecordingReport, TimeSpan};
 use crate::settings::Settings;
@@ -30,9 +32,11 @@ use crate::settings::Settings;
 pub(crate) struct Recording {
     subject: String,
     input: Option<Input>,
-    /// The input's file, when it is one: it can be read again, so its
-    /// trimmed spool may be limited in place (see [`Recording::calibrated`]).
-    again: Option<PathBuf>,
+    /// The input's file and its size and time of change, when it is a
+    /// regular file: it can be read again, so its trimmed spool may be
+    /// limited in place (see [`Recording::calibrated`]). A path to a pipe
+    /// or a device cannot be read twice.
+    again: Option<(PathBuf, Stamp)>,
     spool: PathBuf,
     analysed: Option<Analysed>,
 }
@@ -40,12 +44,25 @@ pub(crate) struct Recording {
 /// Runs the first pass over the recording again (see [`Analysed::trimmed`]).
 pub(crate) type Reread<'a> = &'a dyn Fn() -> Result<Analysed>;
 
+/// A regular file's size and time of last change: a file read a second time
+/// must still have the same.
+#[derive(Debug, Clone, PartialEq)]
+struct Stamp(u64, Option<SystemTime>);
+
+impl Stamp {
+    /// `path`'s, when it is a regular file.
+    fn of(path: &Path) -> Option<Stamp> {
+        let m = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        Some(Stamp(m.len(), m.modified().ok()))
+    }
+}
+
 impl Recording {
     /// The recording `input`, named `subject` in errors and logs, spooled at
     /// `spool` (in the run's private directory).
     pub(crate) fn new(subject: String, input: Input, spool: PathBuf) -> Self {
         let again = match &input {
-            Input::Path(p) => Some(p.clone()),
+            Input::Path(p) => Stamp::of(p).map(|stamp| (p.clone(), stamp)),
             Input::Bytes(_) | Input::Reader(_) => None,
         };
         Recording {
@@ -62,9 +79,10 @@ impl Recording {
     /// done before). A recording read from a file has its trimmed spool
     /// limited in place, so the disk holds one spool of it at a time; the
     /// rare pass or render that needs the trimmed recording again reads the
-    /// file again (the first pass is deterministic, and a second reading
-    /// that differs is an error). One given as bytes or a reader keeps its
-    /// trimmed spool beside the limited one.
+    /// file again (the first pass is deterministic; a file whose size or
+    /// time of change moved, or whose second reading differs, is an error).
+    /// One given as bytes, a reader or a path that is not a regular file
+    /// keeps its trimmed spool beside the limited one.
     pub(crate) fn calibrated(
         &mut self,
         settings: &Settings,
@@ -73,11 +91,14 @@ impl Recording {
     ) -> Result<(Calibrated, [f64; 2])> {
         let (_, analysed_s) = self.analysed(settings, watch)?;
         let (subject, spool) = (&self.subject, &self.spool);
-        let reread = |path: &PathBuf| {
+        let reread = |(path, stamp): &(PathBuf, Stamp)| {
+            if Stamp::of(path).as_ref() != Some(stamp) {
+                return Err(changed(subject, "its size or time of change moved"));
+            }
             watch.0.log(&format!(
                 "{subject}: reading it again (its trimmed spool was limited in place)"
             ));
-            analyse(subject, Input::Path(path.clone()), settings, spool, watch)
+            analyse(subject, Input::Path(path.clone()), settings, spool, watch).map_err(read_again)
         };
         let reread = self.again.as_ref().map(|p| move || reread(p));
         let a = self
@@ -108,6 +129,40 @@ impl Recording {
         }
         let a = (self.analysed.as_ref()).ok_or_else(|| not_analysed(&self.subject))?;
         Ok((a, took))
+    }
+}
+
+/// The error of a recording that changed between its two readings; `how`
+/// says how that showed.
+fn changed(subject: &str, how: &str) -> Error {
+    Error::stage(
+        subject,
+        Stage::Read,
+        format!(
+            "it changed while podstitch was working on it (it had to be read a second time, \
+             and {how}); leave it untouched until podstitch ends"
+        ),
+    )
+}
+
+/// `e`, from a second reading of a recording, saying why it was read again.
+fn read_again(e: Error) -> Error {
+    const WHY: &str = "reading it a second time (its trimmed spool had been limited in place)";
+    if halted(&e) {
+        return e;
+    }
+    match e {
+        Error::Stage {
+            subject,
+            stage,
+            message,
+        } => Error::stage(subject, stage, format!("{WHY}: {message}")),
+        Error::Io {
+            subject,
+            action,
+            source,
+        } => Error::stage(subject, Stage::Read, format!("{WHY}: {action}: {source}")),
+        e => e,
     }
 }
 
@@ -155,11 +210,10 @@ impl Analysed {
             if again.measurement != self.measurement
                 || again.report.duration_s != self.report.duration_s
             {
-                return Err(Error::stage(
+                remove_quietly(&self.path);
+                return Err(changed(
                     &self.subject,
-                    Stage::Read,
-                    "it changed while podstitch was working on it (read a second time, it \
-                     differs from the first reading); leave it untouched until podstitch ends",
+                    "its second reading differs from the first",
                 ));
             }
             self.spool = again.spool;

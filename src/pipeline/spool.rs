@@ -7,10 +7,12 @@
 //! float, little-endian, interleaved) while it measures it; calibration reads
 //! the trimmed spool through the limiter and spools the limited recording
 //! the renders read. Both rewrites run in place ([`Spool::rewrite`]): each
-//! writes into the file it reads, behind the reader, so a recording has one
-//! spool on disk at a time. So an input is decoded once (a second time only
-//! in the rare case that needs the trimmed recording again, see
-//! `recording.rs`), and memory stays bounded whatever its length.
+//! writes into the file it reads, behind the reader, so a recording given as
+//! a file has one spool on disk at a time (one given as bytes or a reader,
+//! which cannot be read twice, keeps its trimmed spool beside the limited
+//! one). So an input is decoded once (a second time only in the rare case
+//! that needs the trimmed recording again, see `recording.rs`), and memory
+//! stays bounded whatever its length.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -354,12 +356,46 @@ mod tests {
         assert_eq!(out.path(), to);
         assert_eq!((out.frames(), out.channels()), (expected.len() as u64, 1));
         assert_eq!(fs::metadata(&to).unwrap().len(), expected.len() as u64 * 4);
-        let mut got = Vec::new();
-        let mut r = out.open().unwrap();
+        assert_eq!(read_all(&out), expected);
+    }
+
+    /// Every frame of a mono spool, in order.
+    fn read_all(spool: &Spool) -> Vec<f32> {
+        let (mut got, mut blk) = (Vec::new(), Block::default());
+        let mut r = spool.open().unwrap();
         while r.read(&mut blk).unwrap() {
             got.extend_from_slice(blk.channel(0));
         }
-        assert_eq!(got, expected);
+        got
+    }
+
+    /// Megabytes rewritten at the same length, the writer right behind the
+    /// reader: its buffer reaches the file many times while the reading
+    /// goes on, and every sample read is still the original one.
+    #[test]
+    fn a_rewrite_at_the_same_length_reads_only_originals() {
+        let dir = TempDir::new(None).unwrap();
+        let n = 1 << 20; // 4 MiB of mono f32, 64 times the buffers
+        let original: Vec<f32> = (0..n).map(|i| (i % 1000) as f32).collect();
+        let mut w = SpoolWriter::create(&dir.path().join("in.f32"), 44100, 1).unwrap();
+        for c in original.chunks(3000) {
+            w.write(&Block::from_channels(&[c])).unwrap();
+        }
+        let spool = w.finish().unwrap();
+        let (mut r, mut w) = spool.rewrite(&dir.path().join("out.f32"), 1).unwrap();
+        let (mut blk, mut seen) = (Block::default(), Vec::with_capacity(n));
+        while r.read(&mut blk).unwrap() {
+            seen.extend_from_slice(blk.channel(0));
+            let negated: Vec<f32> = blk.channel(0).iter().map(|x| -x - 1.0).collect();
+            w.write(&Block::from_channels(&[&negated])).unwrap();
+        }
+        let out = w.finish().unwrap();
+        assert!(
+            seen == original,
+            "a sample was overwritten before it was read"
+        );
+        let expected: Vec<f32> = original.iter().map(|x| -x - 1.0).collect();
+        assert!(read_all(&out) == expected);
     }
 
     #[test]
