@@ -387,8 +387,7 @@ fn swapped_response(name: &str, bytes: &[u8], swap: Vec<u8>, keep_time: bool) ->
     );
     std::fs::remove_dir_all(&dir).unwrap();
     let err = result
-        .err()
-        .expect("a changed file must fail the run")
+        .expect_err("a changed file must fail the run")
         .to_string();
     assert!(err.contains(&response.display().to_string()), "{err}");
     err
