@@ -116,6 +116,12 @@ const MAX_MISS_LU: f64 = 0.3;
 /// secant steps when the pass came out under the target or more than
 /// [`MAX_TRIM_DB`] over it (at most [`MAX_PASSES`]). A recording that still
 /// comes out more than [`MAX_MISS_LU`] under the target is an error.
+///
+/// With `reread` (the recording can be read again), the first pass writes
+/// the limited recording into the trimmed spool's own file, so the disk
+/// holds one of the two; the trimmed recording, when a later pass (or a
+/// later render) needs it, is then read again ([`Analysed::trimmed`]).
+/// Without, the limited spool is written beside the trimmed one.
 pub(crate) fn calibrate(
     a: &mut Analysed,
     reread: Option<Reread<'_>>,
@@ -163,7 +169,7 @@ pub(crate) fn calibrate(
         // trimmed spool in place (a miss reads it again); later passes
         // keep it and spool beside it.
         let (reader, out) = if passes == 1 && reread.is_some() {
-            let trimmed = a.take_trimmed().ok_or_else(|| internal(&a.subject))?;
+            let trimmed = (a.take_trimmed()).ok_or_else(|| internal(&a.subject, "no spool"))?;
             trimmed.rewrite(&limited_path, 1)?
         } else {
             (
@@ -204,7 +210,8 @@ pub(crate) fn calibrate(
         // Aim a little high: the trim after the limiter takes the rest.
         plan.gain_db = g + err / slope + AIM_OVER_DB;
     }
-    let (gain, spool, blocks, under, trim) = spooled.ok_or_else(|| internal(&a.subject))?;
+    let (gain, spool, blocks, under, trim) =
+        spooled.ok_or_else(|| internal(&a.subject, "no pass"))?;
     if under > MAX_MISS_LU {
         return Err(Error::stage(
             &a.subject,
@@ -232,8 +239,8 @@ pub(crate) fn calibrate(
     })
 }
 
-fn internal(subject: &str) -> Error {
-    Error::stage(subject, Stage::Loudness, "internal error: no pass")
+fn internal(subject: &str, what: &str) -> Error {
+    Error::stage(subject, Stage::Loudness, format!("internal error: {what}"))
 }
 
 /// Per-hop sample peak and energy of a mono recording, for
