@@ -91,16 +91,18 @@ impl Recording {
     ) -> Result<(Calibrated, [f64; 2])> {
         let (_, analysed_s) = self.analysed(settings, watch)?;
         let (subject, spool) = (&self.subject, &self.spool);
-        let reread = |(path, stamp): &(PathBuf, Stamp)| {
-            if Stamp::of(path).as_ref() != Some(stamp) {
-                return Err(changed(subject, "its size or time of change moved"));
+        let reread = self.again.as_ref().map(|(path, stamp)| {
+            move || {
+                if Stamp::of(path).as_ref() != Some(stamp) {
+                    return Err(changed(subject, "its size or time of change moved"));
+                }
+                watch.0.log(&format!(
+                    "{subject}: reading it again (its trimmed spool was limited in place)"
+                ));
+                let input = Input::Path(path.clone());
+                analyse(subject, input, settings, spool, watch).map_err(read_again)
             }
-            watch.0.log(&format!(
-                "{subject}: reading it again (its trimmed spool was limited in place)"
-            ));
-            analyse(subject, Input::Path(path.clone()), settings, spool, watch).map_err(read_again)
-        };
-        let reread = self.again.as_ref().map(|p| move || reread(p));
+        });
         let a = self
             .analysed
             .as_mut()
