@@ -61,8 +61,9 @@
 # The floor's inputs are 16-bit WAVs of podstitch's own outputs, decoded with
 # FFmpeg before the timed region. Each command is timed by /usr/bin/time
 # (wall, user+sys, max RSS). The table gives medians and the ratios
-# FFmpeg wall / podstitch wall (target >= 3) and podstitch CPU / floor CPU
-# (target <= 1.15). FFmpeg is used by this script only, never by podstitch.
+# FFmpeg wall / podstitch wall (target >= 3, at quota 0.5 and on 2 cores) and
+# podstitch CPU / floor CPU (target <= 1.3, verification on; issue 17).
+# FFmpeg is used by this script only, never by podstitch.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
